@@ -1,0 +1,48 @@
+# Vigil: runtime defender for serverless functions.
+# `make demo` runs Vigil on a bundled example; `make test` runs every test.
+
+GO        ?= go
+BIN       := bin
+CC        ?= gcc
+FIXTURE_C := $(wildcard fixtures/c/*.c)
+FIXTURES  := $(patsubst fixtures/c/%.c,$(BIN)/fixtures/%,$(FIXTURE_C))
+GOFILES    = $(shell find . -name '*.go' -not -path './.git/*') go.mod go.sum
+
+.PHONY: all deps build fixtures test bench demo fuzz clean check-fmt
+
+all: build
+
+# What a fresh machine lacks. Idempotent: installs only what is missing.
+deps:
+	@if ! pkg-config --exists libseccomp 2>/dev/null && ! test -f /usr/include/seccomp.h; then \
+		echo "installing libseccomp-dev"; \
+		export DEBIAN_FRONTEND=noninteractive; \
+		apt-get install -y libseccomp-dev >/dev/null 2>&1 || \
+		{ apt-get update >/dev/null && apt-get install -y libseccomp-dev >/dev/null; }; \
+	fi
+	@command -v $(CC) >/dev/null || { export DEBIAN_FRONTEND=noninteractive; apt-get update >/dev/null && apt-get install -y gcc libc6-dev >/dev/null; }
+
+build: deps $(BIN)/bootstrap
+
+$(BIN)/bootstrap: $(GOFILES)
+	@mkdir -p $(BIN)
+	$(GO) build -o $@ ./bootstrap
+
+fixtures: deps $(FIXTURES)
+
+$(BIN)/fixtures/%: fixtures/c/%.c
+	@mkdir -p $(BIN)/fixtures
+	$(CC) -O2 -Wall -o $@ $< -lpthread
+
+test: build fixtures
+	$(GO) vet ./...
+	$(GO) test -count=1 -timeout 20m ./...
+
+bench: build fixtures
+	$(GO) test -run '^$$' -bench . -benchtime 1x -count 1 -timeout 30m ./...
+
+demo: build fixtures
+	./fixtures/demo.sh
+
+clean:
+	rm -rf $(BIN) dist
