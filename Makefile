@@ -4,8 +4,8 @@
 GO        ?= go
 BIN       := bin
 CC        ?= gcc
-FIXTURE_C := $(wildcard fixtures/c/*.c)
-FIXTURES  := $(patsubst fixtures/c/%.c,$(BIN)/fixtures/%,$(FIXTURE_C))
+FIXTURE_C := $(wildcard fixtures/c/*.c fixtures/bench/*.c)
+FIXTURES  := $(addprefix $(BIN)/fixtures/,$(basename $(notdir $(FIXTURE_C))))
 GOFILES    = $(shell find . -name '*.go' -not -path './.git/*') go.mod go.sum
 
 .PHONY: all deps build fixtures test bench demo fuzz clean check-fmt
@@ -31,6 +31,10 @@ $(BIN)/bootstrap: $(GOFILES)
 fixtures: deps $(FIXTURES)
 
 $(BIN)/fixtures/%: fixtures/c/%.c
+	@mkdir -p $(BIN)/fixtures
+	$(CC) -O2 -Wall -o $@ $< -lpthread
+
+$(BIN)/fixtures/%: fixtures/bench/%.c
 	@mkdir -p $(BIN)/fixtures
 	$(CC) -O2 -Wall -o $@ $< -lpthread
 
