@@ -111,10 +111,7 @@ func TestGoProgramAsNative(t *testing.T) {
 func TestPythonDeniedOpenIsExplained(t *testing.T) {
 	py := realPython(t)
 	pyRoot := filepath.Dir(filepath.Dir(py)) // .../versions/3.x.y
-	secret := filepath.Join(t.TempDir(), "secret.txt")
-	if err := os.WriteFile(secret, []byte("s3cr3t"), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	secret := secretFile(t)
 	pol := writePolicy(t, `
 mode = "enforce"
 [process]
@@ -150,10 +147,7 @@ except PermissionError as e:
 // TestAuditModeDeniesNothing: the same policy in audit mode lets the read
 // through and logs what it would have denied.
 func TestAuditModeDeniesNothing(t *testing.T) {
-	secret := filepath.Join(t.TempDir(), "secret.txt")
-	if err := os.WriteFile(secret, []byte("s3cr3t"), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	secret := secretFile(t)
 	pol := writePolicy(t, `
 mode = "audit"
 [process]
@@ -174,4 +168,20 @@ read = ["/usr/**", "/etc/**"]
 	if !found {
 		t.Fatalf("audit mode did not log the open it would deny; stderr:\n%s", r.stderr)
 	}
+}
+
+// secretFile writes a file outside every tree the baseline allows (/tmp is
+// readable and writable by the baseline, so t.TempDir() will not do).
+func secretFile(t *testing.T) string {
+	t.Helper()
+	dir, err := os.MkdirTemp("/var/tmp", "vigil-e2e-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	p := filepath.Join(dir, "secret.txt")
+	if err := os.WriteFile(p, []byte("s3cr3t"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return p
 }

@@ -32,6 +32,7 @@ read = [
   "/etc/ld.so.preload",
   "/usr/share/zoneinfo/**",
   "/usr/share/locale/**",
+  "/etc/locale.alias",
   "/etc/localtime",
   # TLS trust stores and OpenSSL configuration.
   "/etc/ssl/**",
