@@ -1,0 +1,107 @@
+package lambdatest
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+)
+
+// BenchmarkProxyOverhead measures, in one run, what the Runtime API proxy
+// (proxyrun: the proxy without Vigil's supervisor) adds to Lambda
+// invocations under RIE. For each fixture, each round starts three RIEs
+// side by side: the runtime directly, behind tcprelay (a plain TCP relay:
+// the floor of any extra process in the path) and behind the proxy. It
+// times the first invocation of each (cold start: RIE starts the runtime),
+// then cycles warm invocations through the three; the order rotates every
+// round. It prints medians and ratios to direct; b.N is ignored (run it
+// with -benchtime 1x).
+//
+// VIGIL_BENCH_ROUNDS (default 5) and VIGIL_BENCH_WARM (default 40) set
+// the counts.
+func BenchmarkProxyOverhead(b *testing.B) {
+	rounds, warm := envInt("VIGIL_BENCH_ROUNDS", 5), envInt("VIGIL_BENCH_WARM", 40)
+	variants := []string{"direct", "tcprelay", "proxy"}
+	for _, name := range []string{"go", "python", "node"} {
+		f := fixtureNamed(b, name)
+		b.Run(name, func(b *testing.B) {
+			needFixture(b, f)
+			cold := make([][]time.Duration, len(variants))
+			hot := make([][]time.Duration, len(variants))
+			event := []byte(`{"action":"echo","payload":"0123456789abcdef"}`)
+			for round := range rounds {
+				commands := [][]string{
+					f.command,
+					append([]string{tcprelayBin}, f.command...),
+					through(f.command, "-log-level", "warn"),
+				}
+				rs := make([]*RIE, len(variants))
+				for i, cmd := range commands {
+					r, err := Start(Options{RIE: rieBin, Command: cmd, Dir: b.TempDir()})
+					if err != nil {
+						b.Fatal(err)
+					}
+					defer r.Stop()
+					rs[i] = r
+				}
+				order := make([]int, len(variants))
+				for i := range order {
+					order[i] = (i + round) % len(variants)
+				}
+				for _, i := range order {
+					res, err := rs[i].Invoke(context.Background(), fmt.Sprintf("cold-%d", round), event)
+					if err != nil || res.Status != 200 {
+						b.Fatalf("%s: cold invoke: %v %+v", variants[i], err, res)
+					}
+					cold[i] = append(cold[i], res.Duration)
+				}
+				for n := range warm {
+					for _, i := range order {
+						res, err := rs[i].Invoke(context.Background(), fmt.Sprintf("warm-%d-%d", round, n), event)
+						if err != nil || res.Status != 200 {
+							b.Fatalf("%s: warm invoke: %v %+v", variants[i], err, res)
+						}
+						hot[i] = append(hot[i], res.Duration)
+					}
+				}
+				for _, r := range rs {
+					r.Stop()
+				}
+			}
+			var line strings.Builder
+			fmt.Fprintf(&line, "%s (%d rounds x %d warm):", name, rounds, warm)
+			cd, wd := median(cold[0]), median(hot[0])
+			fmt.Fprintf(&line, " direct cold %v warm %v;", cd.Round(10*time.Microsecond), wd.Round(time.Microsecond))
+			for i := 1; i < len(variants); i++ {
+				c, w := median(cold[i]), median(hot[i])
+				fmt.Fprintf(&line, " %s cold %v (%.2fx, %+v) warm %v (%.2fx, %+v);", variants[i],
+					c.Round(10*time.Microsecond), ratio(c, cd), (c - cd).Round(10*time.Microsecond),
+					w.Round(time.Microsecond), ratio(w, wd), (w - wd).Round(time.Microsecond))
+			}
+			fmt.Println(strings.TrimSuffix(line.String(), ";"))
+			wp, cp := median(hot[2]), median(cold[2])
+			b.ReportMetric(float64(wp-wd)/1e3, "warm-overhead-us")
+			b.ReportMetric(ratio(wp, wd), "warm-ratio")
+			b.ReportMetric(ratio(cp, cd), "cold-ratio")
+		})
+	}
+}
+
+func median(d []time.Duration) time.Duration {
+	s := slices.Clone(d)
+	slices.Sort(s)
+	return s[len(s)/2]
+}
+
+func ratio(a, b time.Duration) float64 { return float64(a) / float64(b) }
+
+func envInt(key string, def int) int {
+	var n int
+	if _, err := fmt.Sscan(os.Getenv(key), &n); err == nil && n > 0 {
+		return n
+	}
+	return def
+}
