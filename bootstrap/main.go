@@ -1,3 +1,139 @@
+// Command bootstrap runs a program under Vigil's supervisor.
+//
+//	bootstrap --rules FILE [--mode enforce|audit] [--function NAME] -- CMD [ARGS...]
+//	bootstrap --check FILE [--function NAME]
+//
+// It exits with CMD's status (128+N if CMD died of signal N). If the policy
+// does not load or the filter cannot be installed, CMD does not run and the
+// exit status is 2, with one line on stderr.
 package main
 
-func main() {}
+import (
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+
+	"github.com/hashicorp/go-hclog"
+
+	"vigil/rules"
+	"vigil/supervisor"
+)
+
+const usage = `usage: bootstrap --rules FILE [--mode enforce|audit] [--function NAME] -- CMD [ARGS...]
+       bootstrap --check FILE [--function NAME]`
+
+type options struct {
+	rules, check, mode, function string
+	functionSet                  bool
+	cmd                          []string
+}
+
+func parseArgs(args []string) (options, error) {
+	var o options
+	for i := 0; i < len(args); i++ {
+		a := args[i]
+		if a == "--" {
+			o.cmd = args[i+1:]
+			return o, nil
+		}
+		name, val, hasVal := strings.Cut(a, "=")
+		if !strings.HasPrefix(name, "-") {
+			// The command starts at the first non-flag argument.
+			o.cmd = args[i:]
+			return o, nil
+		}
+		name = strings.TrimLeft(name, "-")
+		var dst *string
+		switch name {
+		case "rules":
+			dst = &o.rules
+		case "check":
+			dst = &o.check
+		case "mode":
+			dst = &o.mode
+		case "function":
+			dst = &o.function
+			o.functionSet = true
+		case "h", "help":
+			return o, errors.New(usage)
+		default:
+			return o, fmt.Errorf("unknown flag %s\n%s", a, usage)
+		}
+		if !hasVal {
+			if i+1 >= len(args) {
+				return o, fmt.Errorf("flag %s needs a value", a)
+			}
+			i++
+			val = args[i]
+		}
+		*dst = val
+	}
+	return o, nil
+}
+
+func main() {
+	// First: when this process is the supervisor's re-executed child, this
+	// loads the filter and execs the command; it never returns then.
+	supervisor.MaybeRunChild()
+	os.Exit(run(os.Args[1:]))
+}
+
+func run(args []string) int {
+	lw := supervisor.NewLineWriter(os.Stderr)
+	log := supervisor.NewLogger(lw, hclog.Info).Named("bootstrap")
+
+	o, err := parseArgs(args)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "vigil:", err)
+		return 2
+	}
+	if !o.functionSet {
+		o.function = os.Getenv("AWS_LAMBDA_FUNCTION_NAME")
+	}
+	ropts := rules.Options{Function: o.function, RuntimeAPI: os.Getenv("AWS_LAMBDA_RUNTIME_API")}
+
+	if o.check != "" {
+		p, err := rules.Load(o.check, ropts)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "vigil:", err)
+			return 2
+		}
+		if err := p.WriteTOML(os.Stdout); err != nil {
+			fmt.Fprintln(os.Stderr, "vigil:", err)
+			return 2
+		}
+		return 0
+	}
+	if o.rules == "" || len(o.cmd) == 0 {
+		fmt.Fprintln(os.Stderr, usage)
+		return 2
+	}
+	p, err := rules.Load(o.rules, ropts)
+	if err != nil {
+		log.Error("cannot load policy", "file", o.rules, "error", err.Error())
+		return 2
+	}
+	if o.mode != "" {
+		m, ok := rules.ParseMode(o.mode)
+		if !ok {
+			log.Error("bad mode", "mode", o.mode)
+			return 2
+		}
+		p = p.WithMode(m)
+	}
+	// The function name joins audit lines in a later issue
+	// (Auditor.SetFunction); the shape is ready for it.
+	auditor := supervisor.NewAuditor(lw)
+	status, err := supervisor.Run(supervisor.Config{
+		Policy:  p,
+		Args:    o.cmd,
+		Auditor: auditor,
+		Logger:  supervisor.NewLogger(lw, hclog.Info),
+	})
+	if err != nil {
+		log.Error("cannot run command under the filter", "error", err.Error())
+		return 2
+	}
+	return status
+}

@@ -22,7 +22,7 @@ const benchRounds = 7
 // allowed, so every open is emulated by the supervisor (the expensive
 // path), and nothing is denied.
 func benchPolicy(b *testing.B, extraRead ...string) string {
-	read := append([]string{"/usr/**", "/etc/**", "/proc/self/**"}, extraRead...)
+	read := append([]string{"/usr/**", "/etc/**", "/proc/self/**", fixtureBin + "/*"}, extraRead...)
 	q := make([]string, len(read))
 	for i, r := range read {
 		q[i] = strconv.Quote(r)

@@ -31,7 +31,14 @@ func TestMain(m *testing.M) {
 		fmt.Println("e2e: Vigil enforces on Linux only; nothing to run")
 		os.Exit(0)
 	}
-	dir, err := os.MkdirTemp("", "vigil-e2e-")
+	// Not under /tmp: the baseline makes /tmp writable, and a policy that
+	// lets a writable path run is rejected (rightly) by the rules.
+	wd, _ := os.Getwd()
+	if err := os.MkdirAll(filepath.Join(filepath.Dir(wd), "bin"), 0o755); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	dir, err := os.MkdirTemp(filepath.Join(filepath.Dir(wd), "bin"), "e2e-")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)

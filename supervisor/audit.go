@@ -1,0 +1,203 @@
+package supervisor
+
+import (
+	"bytes"
+	"encoding/json"
+	"io"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+)
+
+// Decision values of an audit event.
+const (
+	DecisionAllow = "allow" // allowed and log_allowed is on
+	DecisionDeny  = "deny"  // denied (enforce)
+	DecisionAudit = "audit" // would have been denied (audit mode); allowed
+	DecisionKill  = "kill"  // the process was killed (exec barrier mismatch)
+)
+
+// Event is one audit record: the "vigil" object of an audit line. Fields
+// that a later issue adds (Function; RequestID lives on the line) are
+// optional so the shape stays stable.
+type Event struct {
+	Decision string `json:"decision"`
+	Op       string `json:"op"` // "exec", "open", "connect"
+	Path     string `json:"path,omitempty"`
+	Flags    string `json:"flags,omitempty"`
+	Address  string `json:"address,omitempty"`
+	Family   string `json:"family,omitempty"`
+	Pid      int    `json:"pid"`
+	Exe      string `json:"exe,omitempty"`
+	Rule     string `json:"rule"`
+	Source   string `json:"source"`
+	Mode     string `json:"mode"`
+	Function string `json:"function,omitempty"`
+	Detail   string `json:"detail,omitempty"`
+}
+
+// object names what the event is about, for the message.
+func (e *Event) object() string {
+	switch {
+	case e.Address != "":
+		return e.Op + " to " + e.Address
+	case e.Path != "":
+		return e.Op + " of " + e.Path
+	}
+	return e.Op
+}
+
+// Line is one JSON log line, shaped for AWS Lambda's JSON log format.
+type Line struct {
+	Timestamp string `json:"timestamp"`
+	Level     string `json:"level"`
+	Message   string `json:"message"`
+	RequestID string `json:"requestId,omitempty"`
+	Logger    string `json:"logger,omitempty"`
+	Vigil     any    `json:"vigil,omitempty"`
+}
+
+// LineWriter serialises whole lines onto one writer: every line is one
+// Write call under one mutex, so audit lines and log lines never interleave.
+type LineWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+// NewLineWriter wraps w (usually os.Stderr).
+func NewLineWriter(w io.Writer) *LineWriter { return &LineWriter{w: w} }
+
+// WriteLine writes b plus a newline in a single Write.
+func (lw *LineWriter) WriteLine(b []byte) {
+	buf := make([]byte, 0, len(b)+1)
+	buf = append(buf, b...)
+	buf = append(buf, '\n')
+	lw.mu.Lock()
+	_, _ = lw.w.Write(buf)
+	lw.mu.Unlock()
+}
+
+// Auditor turns events into audit lines. It is safe for concurrent use.
+type Auditor struct {
+	out       *LineWriter
+	requestID atomic.Pointer[string]
+	function  atomic.Pointer[string]
+	now       func() time.Time
+}
+
+// NewAuditor writes audit lines to out.
+func NewAuditor(out *LineWriter) *Auditor { return &Auditor{out: out, now: time.Now} }
+
+// SetRequestID sets the requestId of later lines ("" removes it).
+func (a *Auditor) SetRequestID(id string) { a.requestID.Store(&id) }
+
+// SetFunction sets the vigil.function field of later lines ("" removes it).
+func (a *Auditor) SetFunction(name string) { a.function.Store(&name) }
+
+func timestamp(t time.Time) string { return t.UTC().Format("2006-01-02T15:04:05.000Z") }
+
+// Log writes one event.
+func (a *Auditor) Log(e Event) {
+	if a == nil || a.out == nil {
+		return
+	}
+	l := Line{Timestamp: timestamp(a.now())}
+	switch e.Decision {
+	case DecisionAllow:
+		l.Level, l.Message = "INFO", "vigil allowed "+e.object()
+	case DecisionAudit:
+		l.Level, l.Message = "WARN", "vigil would deny "+e.object()
+	case DecisionKill:
+		l.Level, l.Message = "ERROR", "vigil killed the process at "+e.object()
+	default:
+		l.Level, l.Message = "WARN", "vigil denied "+e.object()
+	}
+	if p := a.requestID.Load(); p != nil {
+		l.RequestID = *p
+	}
+	if p := a.function.Load(); p != nil && e.Function == "" {
+		e.Function = *p
+	}
+	l.Vigil = &e
+	b, err := json.Marshal(&l)
+	if err != nil {
+		return
+	}
+	a.out.WriteLine(b)
+}
+
+// NewLogger returns Vigil's own logger: go-hclog with JSON output, rewritten
+// into the same shape as the audit lines ({"timestamp","level","message",
+// "logger","vigil":{key/values}}) and written through the same LineWriter.
+func NewLogger(out *LineWriter, level hclog.Level) hclog.Logger {
+	return hclog.New(&hclog.LoggerOptions{
+		Name:       "vigil",
+		Level:      level,
+		JSONFormat: true,
+		Output:     &hclogAdapter{out: out},
+	})
+}
+
+// hclogAdapter receives hclog's JSON lines ({"@level","@message","@module",
+// "@timestamp", key: value...}) and rewrites them.
+type hclogAdapter struct {
+	mu  sync.Mutex
+	buf []byte
+	out *LineWriter
+}
+
+func (h *hclogAdapter) Write(p []byte) (int, error) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.buf = append(h.buf, p...)
+	for {
+		i := bytes.IndexByte(h.buf, '\n')
+		if i < 0 {
+			break
+		}
+		line := h.buf[:i]
+		h.emit(line)
+		h.buf = h.buf[i+1:]
+	}
+	if len(h.buf) == 0 {
+		h.buf = nil
+	}
+	return len(p), nil
+}
+
+func (h *hclogAdapter) emit(line []byte) {
+	var m map[string]any
+	if err := json.Unmarshal(line, &m); err != nil {
+		// Not JSON: pass it through as the message.
+		b, _ := json.Marshal(&Line{Timestamp: timestamp(time.Now()), Level: "INFO", Message: string(line)})
+		h.out.WriteLine(b)
+		return
+	}
+	l := Line{Timestamp: timestamp(time.Now())}
+	if v, ok := m["@level"].(string); ok {
+		l.Level = strings.ToUpper(v)
+		if l.Level == "WARNING" {
+			l.Level = "WARN"
+		}
+	}
+	if v, ok := m["@message"].(string); ok {
+		l.Message = v
+	}
+	if v, ok := m["@module"].(string); ok {
+		l.Logger = v
+	}
+	for _, k := range []string{"@level", "@message", "@module", "@timestamp", "@caller"} {
+		delete(m, k)
+	}
+	if len(m) > 0 {
+		l.Vigil = m
+	}
+	b, err := json.Marshal(&l)
+	if err != nil {
+		return
+	}
+	h.out.WriteLine(b)
+}

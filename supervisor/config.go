@@ -1,0 +1,31 @@
+package supervisor
+
+import (
+	"os"
+
+	"github.com/hashicorp/go-hclog"
+)
+
+// Config is one supervised run.
+type Config struct {
+	// Policy decides; required.
+	Policy Policy
+	// Args is the command and its arguments. Args[0] without a slash is
+	// looked up in the PATH of Env by the child before the filter is loaded;
+	// the execve of the command is itself vetted (policy.Exec).
+	Args []string
+	// Env is the command's environment; nil means os.Environ().
+	Env []string
+	// Dir is the command's working directory; "" keeps the current one.
+	Dir string
+	// Stdin, Stdout, Stderr are passed to the command untouched; nil means
+	// the supervisor's own.
+	Stdin, Stdout, Stderr *os.File
+	// Auditor receives audit events; nil writes them to os.Stderr.
+	Auditor *Auditor
+	// Logger is Vigil's own logger; nil logs JSON to os.Stderr.
+	Logger hclog.Logger
+	// MaxReceivers caps the receiver goroutines (each on its own OS thread);
+	// 0 means 64.
+	MaxReceivers int
+}

@@ -1,0 +1,325 @@
+//go:build linux
+
+package supervisor
+
+import (
+	"bytes"
+	"strconv"
+
+	"golang.org/x/sys/unix"
+
+	"vigil/rules"
+)
+
+// request is one notification being handled, with what was looked up about
+// the caller. Everything it opens is closed by release.
+type request struct {
+	s       *supervisor
+	n       *seccompNotif
+	tid     int
+	st      *procStatus
+	pc      *procCache // the receiver's
+	pidfd   int
+	tainted bool // credential state of this thread could not be restored
+}
+
+func (r *request) release() {
+	if r.pidfd >= 0 {
+		unix.Close(r.pidfd)
+		r.pidfd = -1
+	}
+}
+
+func (r *request) arg(i int) uint64 { return r.n.Data.Args[i] }
+
+// argInt is a C int argument (fds, flags): the low 32 bits, sign-extended.
+func (r *request) argInt(i int) int { return int(int32(uint32(r.n.Data.Args[i]))) }
+
+// valid re-checks that the notification is still pending.
+func (r *request) valid() bool { return notifIDValid(r.s.listener, r.n.ID) }
+
+// procStatus is what the supervisor needs from /proc/<tid>/status.
+type procStatus struct {
+	tgid   int
+	fsuid  int
+	fsgid  int
+	groups []uint32
+	umask  uint32
+	ppid   int
+}
+
+// status reads /proc/<tid>/status once per request. Until the notification
+// id is re-checked, the tid might have been reused; every decision re-checks
+// it before acting.
+func (r *request) status() (*procStatus, error) {
+	if r.st != nil {
+		return r.st, nil
+	}
+	var st *procStatus
+	var err error
+	if r.pc != nil {
+		st, err = r.pc.readStatus(r.tid)
+	} else {
+		st, err = readStatus(r.tid)
+	}
+	if err != nil {
+		return nil, err
+	}
+	r.st = st
+	return st, nil
+}
+
+func (r *request) tgid() (int, error) {
+	st, err := r.status()
+	if err != nil {
+		return 0, err
+	}
+	return st.tgid, nil
+}
+
+func (r *request) caller() rules.Caller {
+	c := rules.Caller{Pid: r.tid, Tid: r.tid}
+	if r.st != nil {
+		c.Pid = r.st.tgid
+	}
+	return c
+}
+
+func readStatus(tid int) (*procStatus, error) {
+	var buf [4096]byte
+	path := "/proc/" + strconv.Itoa(tid) + "/status"
+	fd, err := unix.Open(path, unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, err
+	}
+	n, err := readFull(fd, buf[:])
+	unix.Close(fd)
+	if err != nil {
+		return nil, err
+	}
+	return parseStatus(buf[:n])
+}
+
+func readFull(fd int, buf []byte) (int, error) {
+	n := 0
+	for n < len(buf) {
+		m, err := unix.Read(fd, buf[n:])
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			return n, err
+		}
+		if m == 0 {
+			break
+		}
+		n += m
+	}
+	return n, nil
+}
+
+// parseStatus extracts Tgid, PPid, the fs uid/gid (4th field of Uid/Gid),
+// Groups and Umask. Missing Tgid/Uid/Gid is an error.
+func parseStatus(b []byte) (*procStatus, error) {
+	st := &procStatus{tgid: -1, fsuid: -1, fsgid: -1, umask: 0o022}
+	for len(b) > 0 {
+		i := bytes.IndexByte(b, '\n')
+		var line []byte
+		if i < 0 {
+			line, b = b, nil
+		} else {
+			line, b = b[:i], b[i+1:]
+		}
+		colon := bytes.IndexByte(line, ':')
+		if colon < 0 {
+			continue
+		}
+		key, val := line[:colon], bytes.TrimSpace(line[colon+1:])
+		switch string(key) {
+		case "Tgid":
+			st.tgid = atoi(val)
+		case "PPid":
+			st.ppid = atoi(val)
+		case "Uid":
+			if f := bytes.Fields(val); len(f) == 4 {
+				st.fsuid = atoi(f[3])
+			}
+		case "Gid":
+			if f := bytes.Fields(val); len(f) == 4 {
+				st.fsgid = atoi(f[3])
+			}
+		case "Groups":
+			for _, g := range bytes.Fields(val) {
+				if v := atoi(g); v >= 0 {
+					st.groups = append(st.groups, uint32(v))
+				}
+			}
+		case "Umask":
+			if v, err := strconv.ParseUint(string(val), 8, 32); err == nil {
+				st.umask = uint32(v) & 0o777
+			}
+		}
+	}
+	if st.tgid <= 0 || st.fsuid < 0 || st.fsgid < 0 {
+		return nil, unix.ESRCH
+	}
+	return st, nil
+}
+
+func atoi(b []byte) int {
+	if len(b) == 0 || len(b) > 10 {
+		return -1
+	}
+	v := 0
+	for _, c := range b {
+		if c < '0' || c > '9' {
+			return -1
+		}
+		v = v*10 + int(c-'0')
+	}
+	return v
+}
+
+// openProc opens /proc/<tid>/<name> (root, cwd) for the caller.
+func (r *request) openProc(name string, flags int) (int, error) {
+	if r.pc != nil {
+		return r.pc.openAt(r.tid, name, flags)
+	}
+	return unix.Open("/proc/"+strconv.Itoa(r.tid)+"/"+name, flags, 0)
+}
+
+// pidFD returns a pidfd of the caller's thread group.
+func (r *request) pidFD() (int, error) {
+	if r.pidfd >= 0 {
+		return r.pidfd, nil
+	}
+	tgid, err := r.tgid()
+	if err != nil {
+		return -1, err
+	}
+	fd, err := unix.PidfdOpen(tgid, 0)
+	if err != nil {
+		return -1, err
+	}
+	r.pidfd = fd
+	return fd, nil
+}
+
+// getFD copies the caller's fd into the supervisor (pidfd_getfd). The copy
+// refers to the same open file description; its close-on-exec flag is set.
+// EBADF when the caller has no such fd.
+func (r *request) getFD(fd int) (int, error) {
+	if fd < 0 {
+		return -1, unix.EBADF
+	}
+	pfd, err := r.pidFD()
+	if err != nil {
+		return -1, err
+	}
+	c, err := unix.PidfdGetfd(pfd, fd, 0)
+	if err != nil {
+		if err == unix.EBADF {
+			return -1, unix.EBADF
+		}
+		return -1, err
+	}
+	return c, nil
+}
+
+const pathMax = 4096 // PATH_MAX, including the NUL
+
+// readMem copies n bytes at addr from the caller. Any failure is EFAULT.
+func (r *request) readMem(addr uint64, buf []byte) unix.Errno {
+	if len(buf) == 0 {
+		return 0
+	}
+	if addr == 0 {
+		return unix.EFAULT
+	}
+	done := 0
+	for done < len(buf) {
+		// Page-bounded chunks: a read crossing into an unmapped page fails
+		// as a whole (trap 6).
+		a := addr + uint64(done)
+		chunk := pageRest(a)
+		if chunk > len(buf)-done {
+			chunk = len(buf) - done
+		}
+		local := []unix.Iovec{{Base: &buf[done]}}
+		local[0].SetLen(chunk)
+		remote := []unix.RemoteIovec{{Base: uintptr(a), Len: chunk}}
+		m, err := unix.ProcessVMReadv(r.tid, local, remote, 0)
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil || m <= 0 {
+			return unix.EFAULT
+		}
+		done += m
+	}
+	return 0
+}
+
+func pageRest(a uint64) int {
+	const page = 4096
+	return int(page - a%page)
+}
+
+// readString reads a NUL-terminated string of at most PATH_MAX bytes
+// (NUL included) like the kernel's getname(): no NUL within the limit is
+// ENAMETOOLONG, an unreadable address EFAULT.
+func (r *request) readString(addr uint64) (string, unix.Errno) {
+	if addr == 0 {
+		return "", unix.EFAULT
+	}
+	var buf [pathMax]byte
+	done := 0
+	for done < pathMax {
+		a := addr + uint64(done)
+		chunk := pageRest(a)
+		if chunk > pathMax-done {
+			chunk = pathMax - done
+		}
+		local := []unix.Iovec{{Base: &buf[done]}}
+		local[0].SetLen(chunk)
+		remote := []unix.RemoteIovec{{Base: uintptr(a), Len: chunk}}
+		m, err := unix.ProcessVMReadv(r.tid, local, remote, 0)
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil || m <= 0 {
+			return "", unix.EFAULT
+		}
+		if i := bytes.IndexByte(buf[done:done+m], 0); i >= 0 {
+			return string(buf[:done+i]), 0
+		}
+		done += m
+	}
+	return "", unix.ENAMETOOLONG
+}
+
+// exePath returns the caller's executable path (for audit lines only).
+func exePath(tgid int) string {
+	var buf [unix.PathMax]byte
+	n, err := unix.Readlink("/proc/"+strconv.Itoa(tgid)+"/exe", buf[:])
+	if err != nil || n <= 0 {
+		return ""
+	}
+	return string(buf[:n])
+}
+
+func (s *supervisor) completeEvent(r *request, e *Event) {
+	if e.Pid == 0 {
+		if st, err := r.status(); err == nil {
+			e.Pid = st.tgid
+		} else {
+			e.Pid = r.tid
+		}
+	}
+	if e.Exe == "" {
+		e.Exe = exePath(e.Pid)
+	}
+	if e.Mode == "" {
+		e.Mode = s.policy.Mode().String()
+	}
+}

@@ -1,0 +1,386 @@
+//go:build linux
+
+package supervisor
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"golang.org/x/sys/unix"
+)
+
+// supervisor is one run.
+type supervisor struct {
+	policy   Policy
+	audit    *Auditor
+	log      hclog.Logger
+	listener int
+	table    map[int32]handler
+	creds    fsCreds
+	pool     *receivers
+
+	// The exec barrier and the reaper must not both wait for the same
+	// process: a wait by the real parent would consume the ptrace stops
+	// the barrier waits for. Barriers register the thread group before
+	// PTRACE_SEIZE; the reaper skips registered ones.
+	mu      sync.Mutex
+	tracing map[int]int // tgid -> barriers in progress
+	exited  map[int]int // pid -> exit status, reaped by a barrier
+	wake    chan struct{}
+}
+
+var runMu sync.Mutex
+
+// Run starts cfg.Args under the filter, supervises it and returns its exit
+// status (128+N if it died of signal N) once it has exited and every other
+// descendant has been killed. A *StartError means the command never ran.
+// Only one Run may be active per process (it reaps the process's children).
+func Run(cfg Config) (int, error) {
+	if !runMu.TryLock() {
+		return 2, errors.New("vigil: supervisor already running in this process")
+	}
+	defer runMu.Unlock()
+	if cfg.Policy == nil {
+		return 2, &StartError{Stage: "policy", Err: errors.New("no policy")}
+	}
+	if len(cfg.Args) == 0 {
+		return 2, &StartError{Stage: "command", Err: errors.New("no command")}
+	}
+	lw := NewLineWriter(os.Stderr)
+	if cfg.Auditor == nil {
+		cfg.Auditor = NewAuditor(lw)
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = NewLogger(lw, hclog.Info)
+	}
+	if cfg.MaxReceivers <= 0 {
+		cfg.MaxReceivers = 64
+	}
+	s := &supervisor{
+		policy:  cfg.Policy,
+		audit:   cfg.Auditor,
+		log:     cfg.Logger.Named("supervisor"),
+		tracing: map[int]int{},
+		exited:  map[int]int{},
+		wake:    make(chan struct{}, 1),
+	}
+	s.table = handlerTable()
+	creds, err := ownCreds()
+	if err != nil {
+		return 2, &StartError{Stage: "credentials", Err: err}
+	}
+	s.creds = creds
+
+	prog, err := buildFilter()
+	if err != nil {
+		return 2, &StartError{Stage: "filter", Err: err}
+	}
+	progFile, err := sealedProgram(prog)
+	if err != nil {
+		return 2, &StartError{Stage: "filter", Err: err}
+	}
+	defer progFile.Close()
+	sp, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_SEQPACKET|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return 2, &StartError{Stage: "handoff", Err: err}
+	}
+	parentSock := sp[0]
+	childSock := os.NewFile(uintptr(sp[1]), "vigil-handoff")
+	defer unix.Close(parentSock)
+
+	// The supervisor's own hardening. Non-dumpable: the child cannot open
+	// our /proc entries or ptrace us. Subreaper: orphans of the command
+	// come to us, so that we can kill them. Umask 0: the caller's umask is
+	// applied to the mode explicitly.
+	if err := unix.Prctl(unix.PR_SET_DUMPABLE, 0, 0, 0, 0); err != nil {
+		childSock.Close()
+		return 2, &StartError{Stage: "prctl", Err: err}
+	}
+	if err := unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0); err != nil {
+		childSock.Close()
+		return 2, &StartError{Stage: "prctl", Err: err}
+	}
+	// PR_SET_PDEATHSIG fires when the parent *thread* that forked the child
+	// exits: fork from a locked thread that lives until Run returns.
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+
+	sigs := make(chan os.Signal, 16)
+	signal.Notify(sigs, unix.SIGTERM, unix.SIGINT, unix.SIGHUP, unix.SIGQUIT, unix.SIGCHLD)
+	defer signal.Stop(sigs)
+
+	env := cfg.Env
+	if env == nil {
+		env = os.Environ()
+	}
+	env = append(append([]string(nil), env...), childEnv+"="+strconv.Itoa(os.Getpid()))
+	self, err := os.Executable()
+	if err != nil {
+		self = "/proc/self/exe"
+	}
+	cmd := &exec.Cmd{
+		Path:       self,
+		Args:       append([]string{filepath.Base(cfg.Args[0])}, cfg.Args...),
+		Env:        env,
+		Dir:        cfg.Dir,
+		Stdin:      orStd(cfg.Stdin, os.Stdin),
+		Stdout:     orStd(cfg.Stdout, os.Stdout),
+		Stderr:     orStd(cfg.Stderr, os.Stderr),
+		ExtraFiles: []*os.File{progFile, childSock}, // fds 3 and 4
+		SysProcAttr: &syscall.SysProcAttr{
+			Pdeathsig: syscall.SIGKILL,
+		},
+	}
+	if err := cmd.Start(); err != nil {
+		childSock.Close()
+		return 2, &StartError{Stage: "start", Err: err}
+	}
+	childSock.Close()
+	progFile.Close()
+	pid := cmd.Process.Pid
+	// We reap with wait4 ourselves; Release closes os.Process's pidfd.
+	defer cmd.Process.Release()
+	// Umask 0 for the supervisor (after the fork: the command keeps its
+	// own): the caller's umask is applied to the creation mode explicitly.
+	oldMask := unix.Umask(0)
+	defer unix.Umask(oldMask)
+
+	listener, msg, err := recvListener(parentSock)
+	if err != nil || listener < 0 {
+		// No listener: the child failed before exec (its error, if any, is
+		// in msg) or exited (command not found). Nothing of the command ran.
+		status := s.waitChildOnly(pid)
+		if msg != "" {
+			return 2, &StartError{Stage: "seccomp", Err: errors.New(msg)}
+		}
+		if err != nil {
+			return 2, &StartError{Stage: "handoff", Err: err}
+		}
+		return status, nil
+	}
+	s.listener = listener
+	defer unix.Close(listener)
+	// Wake the caller on the receiver's CPU on reply (5.19+; best effort).
+	_, _ = ioctlPtrVal(listener, unix.SECCOMP_IOCTL_NOTIF_SET_FLAGS, unix.SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP)
+
+	s.pool = newReceivers(s, listener, 2, cfg.MaxReceivers)
+	s.pool.start()
+	s.log.Debug("command started", "pid", pid, "command", cfg.Args[0])
+
+	status := s.supervise(cmd.Process, sigs)
+	s.killDescendants()
+	s.pool.stop(250 * time.Millisecond)
+	s.log.Debug("command exited", "pid", pid, "status", status, "peak_receivers", s.pool.peak.Load())
+	return status, nil
+}
+
+func orStd(f, def *os.File) *os.File {
+	if f != nil {
+		return f
+	}
+	return def
+}
+
+func ioctlPtrVal(fd int, req uint, v uintptr) (int, error) {
+	r, _, e := unix.Syscall(unix.SYS_IOCTL, uintptr(fd), uintptr(req), v)
+	if e != 0 {
+		return -1, e
+	}
+	return int(r), nil
+}
+
+// recvListener receives the listener (or the child's error text).
+func recvListener(sock int) (int, string, error) {
+	buf := make([]byte, 4096)
+	oob := make([]byte, unix.CmsgSpace(4))
+	for {
+		n, oobn, _, _, err := unix.Recvmsg(sock, buf, oob, unix.MSG_CMSG_CLOEXEC)
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			return -1, "", err
+		}
+		if n == 0 {
+			return -1, "", nil // EOF: the child exited without a word
+		}
+		var fds []int
+		if oobn > 0 {
+			if msgs, err := unix.ParseSocketControlMessage(oob[:oobn]); err == nil {
+				for _, m := range msgs {
+					if rights, err := unix.ParseUnixRights(&m); err == nil {
+						fds = append(fds, rights...)
+					}
+				}
+			}
+		}
+		if buf[0] == msgListener && len(fds) == 1 {
+			return fds[0], "", nil
+		}
+		for _, fd := range fds {
+			unix.Close(fd)
+		}
+		if buf[0] == msgError {
+			return -1, strings.TrimSpace(string(buf[1:n])), nil
+		}
+		return -1, "", fmt.Errorf("unexpected handoff message")
+	}
+}
+
+// waitChildOnly reaps the child when no listener was handed over.
+func (s *supervisor) waitChildOnly(pid int) int {
+	var ws unix.WaitStatus
+	for {
+		_, err := unix.Wait4(pid, &ws, unix.WALL, nil)
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			return 2
+		}
+		return exitStatus(ws)
+	}
+}
+
+func exitStatus(ws unix.WaitStatus) int {
+	switch {
+	case ws.Exited():
+		return ws.ExitStatus()
+	case ws.Signaled():
+		return 128 + int(ws.Signal())
+	}
+	return 2
+}
+
+// supervise forwards signals and reaps children until the direct child
+// exits; it returns the child's status.
+func (s *supervisor) supervise(proc *os.Process, sigs chan os.Signal) int {
+	pid := proc.Pid
+	tick := time.NewTicker(500 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		if st, ok := s.reap(pid); ok {
+			return st
+		}
+		select {
+		case sig := <-sigs:
+			if sig != unix.SIGCHLD {
+				// Through the pidfd: never a recycled pid. The child is
+				// not reaped before this loop ends, so it is still ours.
+				_ = proc.Signal(sig)
+			}
+		case <-s.wake:
+		case <-tick.C:
+			// Safety net: SIGCHLD coalesces and a barrier may have held a
+			// process while its signal came.
+		}
+	}
+}
+
+// children lists the supervisor's own children (including zombies and the
+// orphans reparented to it as subreaper).
+func children() []int {
+	var out []int
+	tasks, _ := filepath.Glob("/proc/self/task/*/children")
+	for _, t := range tasks {
+		b, err := os.ReadFile(t)
+		if err != nil {
+			continue
+		}
+		for _, f := range strings.Fields(string(b)) {
+			if v, err := strconv.Atoi(f); err == nil {
+				out = append(out, v)
+			}
+		}
+	}
+	return out
+}
+
+// reap collects every exited child that no barrier is tracing; it reports
+// the direct child's status once it has exited.
+func (s *supervisor) reap(direct int) (int, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if st, ok := s.exited[direct]; ok {
+		return st, true
+	}
+	var status int
+	found := false
+	for _, c := range children() {
+		if s.tracing[c] > 0 {
+			continue
+		}
+		var ws unix.WaitStatus
+		got, err := unix.Wait4(c, &ws, unix.WNOHANG|unix.WALL, nil)
+		if err != nil || got != c {
+			continue
+		}
+		if !ws.Exited() && !ws.Signaled() {
+			continue
+		}
+		if c == direct {
+			status, found = exitStatus(ws), true
+		}
+	}
+	return status, found
+}
+
+// killDescendants SIGKILLs everything left below the supervisor: its
+// children, then the orphans that reparent to it, until none is left.
+func (s *supervisor) killDescendants() {
+	deadline := time.Now().Add(5 * time.Second)
+	for time.Now().Before(deadline) {
+		kids := children()
+		if len(kids) == 0 {
+			return
+		}
+		for _, k := range kids {
+			_ = unix.Kill(k, unix.SIGKILL)
+		}
+		s.reap(-1)
+		time.Sleep(200 * time.Microsecond)
+	}
+	s.log.Warn("descendants left after kill", "pids", fmt.Sprint(children()))
+}
+
+// barrier bookkeeping
+func (s *supervisor) trace(tgid int) {
+	s.mu.Lock()
+	s.tracing[tgid]++
+	s.mu.Unlock()
+}
+
+func (s *supervisor) untrace(tgid int) {
+	s.mu.Lock()
+	if s.tracing[tgid]--; s.tracing[tgid] <= 0 {
+		delete(s.tracing, tgid)
+	}
+	s.mu.Unlock()
+	select {
+	case s.wake <- struct{}{}:
+	default:
+	}
+}
+
+// recordExit stores the status of a process a barrier reaped (it was
+// traced, so the barrier's wait consumed its exit).
+func (s *supervisor) recordExit(pid, status int) {
+	s.mu.Lock()
+	s.exited[pid] = status
+	s.mu.Unlock()
+	select {
+	case s.wake <- struct{}{}:
+	default:
+	}
+}
