@@ -8,7 +8,7 @@ FIXTURE_C := $(wildcard fixtures/c/*.c fixtures/bench/*.c)
 FIXTURES  := $(addprefix $(BIN)/fixtures/,$(basename $(notdir $(FIXTURE_C))))
 GOFILES    = $(shell find . -name '*.go' -not -path './.git/*') go.mod go.sum
 
-.PHONY: all deps build fixtures test bench demo fuzz clean check-fmt
+.PHONY: all deps build fixtures test bench demo fuzz clean
 
 all: build
 
@@ -42,8 +42,22 @@ test: build fixtures
 	$(GO) vet ./...
 	$(GO) test -count=1 -timeout 20m ./...
 
+# Micro-benchmarks (policy decisions, path resolution, the Runtime API
+# proxy) run the usual way; the end-to-end ones compare whole workloads with
+# and without Vigil in interleaved rounds inside one iteration, so they run
+# once each and print their ratios.
 bench: build fixtures
-	$(GO) test -run '^$$' -bench . -benchtime 1x -count 1 -timeout 30m ./...
+	$(GO) test -run '^$$' -bench . -benchmem -count 1 ./rules/ ./internal/resolve/ ./runtimeapi/
+	$(GO) test -run '^$$' -bench . -benchtime 1x -count 1 -timeout 30m ./supervisor/ ./e2e/ ./lambdatest/
+
+# Each fuzz target for FUZZTIME (plain `make test` runs their seed corpora).
+FUZZTIME ?= 30s
+fuzz: deps
+	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME) ./rules/
+	$(GO) test -run '^$$' -fuzz '^FuzzPathMatch$$' -fuzztime $(FUZZTIME) ./rules/
+	$(GO) test -run '^$$' -fuzz '^FuzzAddrMatch$$' -fuzztime $(FUZZTIME) ./rules/
+	$(GO) test -run '^$$' -fuzz '^FuzzResolve$$' -fuzztime $(FUZZTIME) ./internal/resolve/
+	$(GO) test -run '^$$' -fuzz '^FuzzDecoders$$' -fuzztime $(FUZZTIME) ./supervisor/
 
 demo: build fixtures
 	./fixtures/demo.sh

@@ -10,7 +10,7 @@ import (
 // and 2023) needs to start. It is compiled with the same parser as a rules
 // file; its rules have Source "baseline". `baseline = false` drops it.
 // Connect to AWS_LAMBDA_RUNTIME_API is added from Options.RuntimeAPI.
-// docs/policy.md explains every entry.
+// README.md ("The Lambda baseline") explains every entry.
 //
 // It allows no exec (exec is always explicit), no listen, and nothing of
 // another process's /proc entries, /etc/shadow, /root or

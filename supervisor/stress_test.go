@@ -119,17 +119,6 @@ func median(xs []float64) float64 {
 	return s[len(s)/2]
 }
 
-// TestOpenCost reports the cost of a vetted (emulated) open against native
-// in the same run. It does not fail on figures: the machine is shared.
-func TestOpenCost(t *testing.T) {
-	if testing.Short() {
-		t.Skip("measurement")
-	}
-	native, cref, vigil, no, vo := measureOpen(t, 20000, 3)
-	t.Logf("openat+close per call: native %.1f us, minimal C notify+CONTINUE %.1f us, vigil (emulated open) %.1f us = %.2fx the C reference, %.1fx native; unvetted getppid: %.2fx native",
-		native/1000, cref/1000, vigil/1000, vigil/cref, vigil/native, vo/no)
-}
-
 // BenchmarkVettedOpen is what `make bench` prints: ratios against the same
 // workload without Vigil and under the minimal C supervisor, in the same run.
 func BenchmarkVettedOpen(b *testing.B) {
