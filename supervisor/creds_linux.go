@@ -3,6 +3,8 @@
 package supervisor
 
 import (
+	"strconv"
+	"strings"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
@@ -100,4 +102,40 @@ func (r *request) restore() {
 	if err != nil || currentFsuid() != own.uid || currentFsgid() != own.gid {
 		r.tainted = true
 	}
+}
+
+// groupsIrrelevant reports whether the supplementary groups of a caller
+// whose fsuid and fsgid are the supervisor's cannot change what it may
+// open (see request.quickStatus), from the supervisor's /proc/self/status.
+func groupsIrrelevant(status []byte) bool {
+	var capEff, capPrm, capAmb uint64
+	var uids, gids []string
+	for _, ln := range strings.Split(string(status), "\n") {
+		k, v, ok := strings.Cut(ln, ":")
+		if !ok {
+			continue
+		}
+		v = strings.TrimSpace(v)
+		switch k {
+		case "CapEff":
+			capEff, _ = strconv.ParseUint(v, 16, 64)
+		case "CapPrm":
+			capPrm, _ = strconv.ParseUint(v, 16, 64)
+		case "CapAmb":
+			capAmb, _ = strconv.ParseUint(v, 16, 64)
+		case "Uid":
+			uids = strings.Fields(v)
+		case "Gid":
+			gids = strings.Fields(v)
+		}
+	}
+	if len(uids) != 4 || len(gids) != 4 {
+		return false
+	}
+	const dacCaps = 1<<unix.CAP_DAC_OVERRIDE | 1<<unix.CAP_DAC_READ_SEARCH | 1<<unix.CAP_FOWNER
+	if uids[3] == "0" && capEff&dacCaps == dacCaps {
+		return true
+	}
+	same := func(f []string) bool { return f[0] == f[1] && f[1] == f[2] && f[2] == f[3] }
+	return capEff == 0 && capPrm == 0 && capAmb == 0 && same(uids) && same(gids)
 }

@@ -11,7 +11,9 @@
 //   - Notifications are received by a small, self-sizing pool of receiver
 //     goroutines, each locked to an OS thread with asynchronous signals
 //     blocked. A receiver handles the notification it received inline and
-//     sends the answer itself: no hand-off between threads.
+//     sends the answer itself: no hand-off between threads. One receiver
+//     serves a sequential caller alone; the pool grows only when every
+//     receiver has been busy for spawnDelay (a slow connect or exec).
 //   - One table maps a syscall number to its handler (exec.go, open.go,
 //     connect.go). A handler only computes a Result; respond() is the one
 //     place that talks back to the kernel (NOTIF_SEND or NOTIF_ADDFD).
@@ -20,7 +22,11 @@
 //     (with the caller's credentials and umask) and injects the fd; connect is
 //     performed on a pidfd_getfd copy of the caller's socket with the
 //     supervisor's copy of the address. Nothing the child can change after
-//     the decision is ever used. The one exception is O_PATH: the kernel
+//     the decision is ever used. Fast path: a plain absolute path (no ".",
+//     "..", "//") that the policy allows as written is opened directly with
+//     RESOLVE_NO_SYMLINKS|RESOLVE_NO_MAGICLINKS; success proves the object
+//     is the one at that path, and any symlink on the way (ELOOP) or a
+//     lexical denial sends the open through the full resolve-decide-open. The one exception is O_PATH: the kernel
 //     cannot inject an O_PATH file (ADDFD refuses it with EBADF), so an
 //     O_PATH open is decided and then CONTINUEd; an O_PATH fd grants
 //     nothing by itself, and every use of it (as a dirfd, through

@@ -123,7 +123,26 @@ type receivers struct {
 	mu       sync.Mutex
 	tids     map[int]struct{}
 	peak     atomic.Int32
+	spawns   atomic.Int32
+	// lastSpawn is when the pool last grew (UnixNano). Extra receivers
+	// retire only when it is at least retireAfter ago: a burst that made
+	// the pool grow tends to come back, and without this hysteresis a
+	// plain sequential caller made the pool spawn and retire a thread
+	// every few opens (a receiver still finishing its previous request
+	// is not idle yet when the next notification arrives).
+	lastSpawn atomic.Int64
 }
+
+// retireAfter is how long after the pool last grew extra receivers stay.
+const retireAfter = time.Second
+
+// spawnDelay: the pool grows when every receiver has been busy this long.
+// Most notifications take tens of microseconds; growing only for slow ones
+// (a connect, an exec barrier, a slow filesystem) lets one receiver thread
+// serve a sequential caller alone, like a single-threaded C supervisor,
+// instead of the kernel handing successive notifications to alternating
+// threads.
+const spawnDelay = 200 * time.Microsecond
 
 func newReceivers(s *supervisor, listener int, base, max int) *receivers {
 	if max < base {
@@ -151,6 +170,8 @@ func (p *receivers) spawn() bool {
 			break
 		}
 	}
+	p.spawns.Add(1)
+	p.lastSpawn.Store(time.Now().UnixNano())
 	// Count the new receiver as idle from now on: while its thread is being
 	// created, a burst of notifications must not spawn more of them.
 	p.idle.Add(1)
@@ -161,7 +182,7 @@ func (p *receivers) spawn() bool {
 
 // retire lets an extra receiver leave when enough others are idle.
 func (p *receivers) retire() bool {
-	if p.idle.Load() < 2 {
+	if p.idle.Load() < 2 || time.Now().UnixNano()-p.lastSpawn.Load() < int64(retireAfter) {
 		return false
 	}
 	for {
@@ -207,6 +228,17 @@ func (p *receivers) loop() {
 
 	pc := newProcCache()
 	defer pc.close()
+	// Armed while this receiver handles a notification with no other
+	// receiver idle: if the handler is still running spawnDelay later, the
+	// pool grows (see spawnDelay). An armed timer counts in wg, so that a
+	// late callback never spawns after stop's Wait has returned.
+	grow := time.AfterFunc(time.Hour, func() {
+		defer p.wg.Done()
+		if p.idle.Load() == 0 {
+			p.spawn()
+		}
+	})
+	grow.Stop()
 	var n seccompNotif
 	first := true
 	for !p.stopping.Load() {
@@ -238,9 +270,14 @@ func (p *receivers) loop() {
 			}
 		}
 		if idle == 0 {
-			p.spawn()
+			p.wg.Add(1)
+			grow.Reset(spawnDelay)
 		}
-		if !p.s.handle(&n, pc) {
+		ok := p.s.handle(&n, pc)
+		if idle == 0 && grow.Stop() {
+			p.wg.Done() // stopped before it ran
+		}
+		if !ok {
 			// Leave without unlocking: the runtime destroys the thread.
 			return
 		}
@@ -275,8 +312,9 @@ func (p *receivers) hungUp() bool {
 
 // stop makes every receiver leave: receivers blocked in RECV (which the
 // kernel does not wake when the filter dies) are interrupted with
-// wakeSignal. It waits at most timeout for handlers still running.
-func (p *receivers) stop(timeout time.Duration) {
+// wakeSignal. It waits at most timeout for handlers still running and
+// reports whether all have left.
+func (p *receivers) stop(timeout time.Duration) bool {
 	p.stopping.Store(true)
 	done := make(chan struct{})
 	go func() { p.wg.Wait(); close(done) }()
@@ -290,12 +328,12 @@ func (p *receivers) stop(timeout time.Duration) {
 		p.mu.Unlock()
 		select {
 		case <-done:
-			return
+			return true
 		case <-time.After(2 * time.Millisecond):
 		}
 		if time.Now().After(deadline) {
 			p.s.log.Warn("receivers still busy at exit", "count", p.total.Load())
-			return
+			return false
 		}
 	}
 }

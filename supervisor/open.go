@@ -5,6 +5,7 @@ package supervisor
 import (
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
@@ -196,19 +197,24 @@ func resolveFlagsForOpen(c openCall) resolve.Flags {
 // cwd or a copy of its dirfd. The fds are closed by the returned func.
 func callerContext(r *request, dirfd int, path string, needDir bool) (resolve.Context, func(), unix.Errno) {
 	ctx := resolve.Context{Pid: r.st.tgid, Tid: r.tid, Root: -1, Dir: -1}
+	ownRoot := false
 	closeAll := func() {
-		if ctx.Root >= 0 {
+		if ctx.Root >= 0 && ownRoot {
 			unix.Close(ctx.Root)
 		}
 		if ctx.Dir >= 0 {
 			unix.Close(ctx.Dir)
 		}
 	}
-	root, err := r.openProc("root", unix.O_PATH|unix.O_CLOEXEC|unix.O_DIRECTORY)
-	if err != nil {
-		return ctx, closeAll, unix.EACCES
+	if r.sameRoot() {
+		ctx.Root = r.s.root
+	} else {
+		root, err := r.openProc("root", unix.O_PATH|unix.O_CLOEXEC|unix.O_DIRECTORY)
+		if err != nil {
+			return ctx, closeAll, unix.EACCES
+		}
+		ctx.Root, ownRoot = root, true
 	}
-	ctx.Root = root
 	if needDir || !strings.HasPrefix(path, "/") {
 		if dirfd == unix.AT_FDCWD {
 			d, err := r.openProc("cwd", unix.O_PATH|unix.O_CLOEXEC)
@@ -227,6 +233,23 @@ func callerContext(r *request, dirfd int, path string, needDir bool) (resolve.Co
 	return ctx, closeAll, 0
 }
 
+// sameRoot reports whether the caller's root (/proc/<tid>/root) is the
+// supervisor's: the same mount (mount ids are unique among live mounts, and
+// the supervisor holds its root) and the same inode, so the same place in
+// the same mount tree. One statx instead of opening and closing the
+// caller's root for every open.
+func (r *request) sameRoot() bool {
+	if r.s.root < 0 || r.pc == nil {
+		return false
+	}
+	var stx unix.Statx_t
+	if err := r.pc.statxAt(r.tid, "root", unix.STATX_INO|unix.STATX_MNT_ID, &stx); err != nil {
+		return false
+	}
+	return stx.Mask&unix.STATX_MNT_ID != 0 && stx.Mask&unix.STATX_INO != 0 &&
+		stx.Ino == r.s.rootIno && stx.Mnt_id == r.s.rootMnt
+}
+
 func toErrno(err error) unix.Errno {
 	if e, ok := err.(unix.Errno); ok && e != 0 {
 		return e
@@ -240,7 +263,7 @@ func handleOpen(r *request) Result {
 	if e != 0 {
 		return Errno(e)
 	}
-	st, err := r.status()
+	st, err := r.quickStatus(c.flags&(unix.O_CREAT|oTmpfileFlag) != 0)
 	if err != nil {
 		return Errno(unix.EACCES)
 	}
@@ -256,7 +279,10 @@ func handleOpen(r *request) Result {
 		mode &^= st.umask
 	}
 	oflags := int(c.flags) | unix.O_CLOEXEC | unix.O_NOCTTY
-	checked := false
+	res, done, checked := r.lexicalOpen(c, ctx, acc, oflags, mode)
+	if done {
+		return res
+	}
 	var ev *Event
 	var lastErr error
 	// Resolve, decide, open. If the tree changes between the walk and the
@@ -343,6 +369,99 @@ func handleOpen(r *request) Result {
 		}
 	}
 	return Errno(toErrno(lastErr)).withEvent(ev)
+}
+
+// lexicalOpens counts opens answered by the lexical fast path (tests).
+var lexicalOpens atomic.Int64
+
+// disableLexicalOpen is for tests and measurements: every open takes the
+// full path.
+var disableLexicalOpen bool
+
+// lexicalPath returns the path the kernel walks for an absolute open path,
+// with a leading /proc/self or /proc/thread-self replaced by what they name
+// for the caller, if it has no "." or ".." component, no empty component
+// ("//") and no trailing slash; ok is false otherwise (and for "/").
+func lexicalPath(p string, tgid, tid int) (string, bool) {
+	if len(p) < 2 || p[0] != '/' {
+		return "", false
+	}
+	if rest, ok := cutProcPrefix(p, "/proc/self"); ok {
+		p = "/proc/" + strconv.Itoa(tgid) + rest
+	} else if rest, ok := cutProcPrefix(p, "/proc/thread-self"); ok {
+		p = "/proc/" + strconv.Itoa(tgid) + "/task/" + strconv.Itoa(tid) + rest
+	}
+	if len(p) >= pathMax || p[len(p)-1] == '/' || strings.Contains(p, "//") ||
+		strings.Contains(p, "/./") || strings.Contains(p, "/../") ||
+		strings.HasSuffix(p, "/.") || strings.HasSuffix(p, "/..") {
+		return "", false
+	}
+	return p, true
+}
+
+// cutProcPrefix cuts prefix when it is a whole leading component sequence.
+func cutProcPrefix(p, prefix string) (string, bool) {
+	rest, ok := strings.CutPrefix(p, prefix)
+	if !ok || (rest != "" && rest[0] != '/') {
+		return "", false
+	}
+	return rest, true
+}
+
+// lexicalOpen is the fast path of an open: for an absolute path with no
+// ".", ".." or "//" component, the policy judges the path as written
+// (/proc/self and /proc/thread-self replaced textually); if it allows, the
+// supervisor opens that path with RESOLVE_IN_ROOT|RESOLVE_NO_SYMLINKS|
+// RESOLVE_NO_MAGICLINKS. Success proves that no symlink or magic link was
+// on the way (the kernel refuses one that appears during the walk), so the
+// object opened is the one at the path that was judged: the full path's
+// Resolve would have given the same canonical path. Everything else is left
+// to the full path (done false), which judges the resolved object: a
+// lexical denial (the path may lead elsewhere through a symlink, and audit
+// mode wants the canonical path), ELOOP (a symlink on the way, or a final
+// one), and any error but ENOENT and ENOTDIR. Those two are genuine: the
+// walk stopped at a missing component, or a non-directory, reached through
+// real directories only (with NO_SYMLINKS a symlink on the way gives ELOOP
+// before anything behind it is looked up), which is what the kernel would
+// tell the caller and what Resolve would say, without a decision.
+// checked reports whether the notification id was re-validated.
+func (r *request) lexicalOpen(c openCall, ctx resolve.Context, acc rules.Access, oflags int, mode uint32) (res Result, done, checked bool) {
+	if disableLexicalOpen || c.resolve != 0 || c.flags&(unix.O_PATH|oTmpfileFlag) != 0 {
+		return res, false, false
+	}
+	p, ok := lexicalPath(c.path, r.st.tgid, r.tid)
+	if !ok {
+		return res, false, false
+	}
+	d := r.s.policy.Open(p, acc, r.caller())
+	if !d.Allow {
+		return res, false, false
+	}
+	// Everything read from the caller is in our memory: make sure it was
+	// the caller's before the first side effect.
+	if !r.valid() {
+		return Errno(unix.ENOENT), true, true
+	}
+	var fd int
+	err := r.asCaller(func() error {
+		var oerr error
+		fd, oerr = resolveOpen(ctx, resolve.Result{Path: p, Kind: resolve.Path, LinkFD: -1}, oflags, mode)
+		return oerr
+	})
+	switch err {
+	case nil:
+		lexicalOpens.Add(1)
+		var ev *Event
+		if r.s.policy.LogAllowed() {
+			ev = &Event{Op: "open", Path: p, Flags: openFlagString(c.flags), Pid: r.st.tgid,
+				Rule: d.Rule, Source: d.Source, Decision: DecisionAllow}
+		}
+		return InjectFD(fd, c.flags&unix.O_CLOEXEC != 0).withEvent(ev), true, true
+	case unix.ENOENT, unix.ENOTDIR:
+		lexicalOpens.Add(1)
+		return Errno(err.(unix.Errno)), true, true
+	}
+	return res, false, true
 }
 
 // reopenMagic opens /proc/self/fd/<copy> for a copy of the caller's fd.

@@ -46,13 +46,18 @@ type procStatus struct {
 	groups []uint32
 	umask  uint32
 	ppid   int
+	// full: read from /proc/<tid>/status. Otherwise only tgid, fsuid and
+	// fsgid are the caller's (from PIDFD_GET_INFO) and groups are the
+	// supervisor's, which is only used when they cannot matter (see
+	// quickStatus); umask and ppid are unknown.
+	full bool
 }
 
 // status reads /proc/<tid>/status once per request. Until the notification
 // id is re-checked, the tid might have been reused; every decision re-checks
 // it before acting.
 func (r *request) status() (*procStatus, error) {
-	if r.st != nil {
+	if r.st != nil && r.st.full {
 		return r.st, nil
 	}
 	var st *procStatus
@@ -65,11 +70,45 @@ func (r *request) status() (*procStatus, error) {
 	if err != nil {
 		return nil, err
 	}
+	st.full = true
 	r.st = st
 	return st, nil
 }
 
+// quickStatus is status() for callers that need only the tgid and the
+// credentials the open is done with (not the umask): when the caller's
+// fsuid and fsgid (from one PIDFD_GET_INFO ioctl) are the supervisor's
+// and its supplementary groups cannot make a difference, /proc/<tid>/status
+// is not read. Groups cannot make a difference when the supervisor is root
+// with CAP_DAC_OVERRIDE, CAP_DAC_READ_SEARCH and CAP_FOWNER (permission
+// checks pass whatever the groups; a created file gets the fsgid), or when
+// it has no capabilities at all and one uid and one gid throughout (its
+// descendants, under no_new_privs, cannot change their groups). In both
+// cases asCaller would not switch anything. Like status(), what it returns
+// is only trusted after the notification id is re-checked.
+func (r *request) quickStatus(needUmask bool) (*procStatus, error) {
+	if r.st != nil {
+		return r.st, nil
+	}
+	if needUmask || r.pc == nil || !r.s.groupsIrrelevant {
+		return r.status()
+	}
+	id, ok, err := r.pc.ident(r.tid)
+	if err != nil {
+		return nil, err
+	}
+	own := r.s.creds
+	if !ok || id.fsuid != own.uid || id.fsgid != own.gid {
+		return r.status()
+	}
+	r.st = &procStatus{tgid: id.tgid, fsuid: id.fsuid, fsgid: id.fsgid, groups: own.groups, umask: 0o022}
+	return r.st, nil
+}
+
 func (r *request) tgid() (int, error) {
+	if r.st != nil {
+		return r.st.tgid, nil // full or not, the tgid is the caller's
+	}
 	st, err := r.status()
 	if err != nil {
 		return 0, err
