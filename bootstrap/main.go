@@ -73,9 +73,6 @@ func parseArgs(args []string) (options, error) {
 }
 
 func main() {
-	// First: when this process is the supervisor's re-executed child, this
-	// loads the filter and execs the command; it never returns then.
-	supervisor.MaybeRunChild()
 	os.Exit(run(os.Args[1:]))
 }
 

@@ -2,155 +2,226 @@
 
 package supervisor
 
+/*
+#include <stdlib.h>
+#include "spawn_linux.h"
+*/
+import "C"
+
 import (
 	"errors"
-	"fmt"
+	"io/fs"
 	"os"
-	"os/exec"
+	"path/filepath"
 	"runtime"
-	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
 )
 
-// The child is this same binary, re-executed with childEnv set to the
-// parent's pid. It inherits the raw BPF program on fd childProgFD and one
-// end of a socketpair on childSockFD.
-const (
-	childEnv    = "_VIGIL_SUPERVISOR_CHILD"
-	childProgFD = 3
-	childSockFD = 4
-)
-
+// The child is started by vigil_spawn (spawn_linux.c): a vfork-style
+// clone, and in the child only async-signal-safe calls until execve.
 // Handoff messages from the child on the socketpair: "L" + rights = the
-// listener; "E" + text = the child could not install the filter.
+// listener; a struct vigil_childerr ('E', stage, errno) = the child failed
+// before execve. The parent answers the listener with ackByte; only then
+// does the child exec the command.
 const (
 	msgListener = 'L'
 	msgError    = 'E'
+	ackByte     = 'A'
 )
 
-func init() {
-	// In the child, keep the main goroutine on the main (leader) thread:
-	// that thread carries the parent-death signal set at fork, loads the
-	// filter (which covers only the loading thread without TSYNC) and
-	// calls execve. "All init functions run on the startup thread; calling
-	// LockOSThread from an init function makes main run on that thread."
-	if os.Getenv(childEnv) != "" {
-		runtime.LockOSThread()
-	}
+// childStages name the stages of struct vigil_childerr.
+var childStages = map[int]string{
+	C.VIGIL_STAGE_PDEATHSIG:  "prctl",
+	C.VIGIL_STAGE_DUP:        "dup2",
+	C.VIGIL_STAGE_CHDIR:      "chdir",
+	C.VIGIL_STAGE_CLOSERANGE: "close_range",
+	C.VIGIL_STAGE_NONEWPRIVS: "no_new_privs",
+	C.VIGIL_STAGE_SECCOMP:    "seccomp",
+	C.VIGIL_STAGE_HANDOFF:    "handoff",
 }
 
-// MaybeRunChild must be the first thing main (or TestMain) does. When this
-// process is the supervisor's re-executed child, it loads the filter, hands
-// the listener to the parent and execs the command; it never returns then.
-// Otherwise it returns at once.
-func MaybeRunChild() {
-	parent := os.Getenv(childEnv)
-	if parent == "" {
-		return
+// childError turns a child's failure report into the StartError Run returns.
+func childError(stage int, errno unix.Errno, dir string) *StartError {
+	switch stage {
+	case C.VIGIL_STAGE_CHDIR:
+		return &StartError{Stage: "start", Err: &fs.PathError{Op: "chdir", Path: dir, Err: errno}}
+	case C.VIGIL_STAGE_DUP, C.VIGIL_STAGE_CLOSERANGE:
+		return &StartError{Stage: "start", Err: errors.New(childStages[stage] + ": " + errno.Error())}
 	}
-	runChild(parent)
+	name, ok := childStages[stage]
+	if !ok {
+		name = "child"
+	}
+	return &StartError{Stage: "seccomp", Err: errors.New(name + ": " + errno.Error())}
 }
 
-// childFail reports a start-up failure to the parent (which prints the one
-// line and exits 2) and exits.
-func childFail(stage string, err error) {
-	msg := append([]byte{msgError}, stage+": "+err.Error()...)
-	_, _ = unix.Write(childSockFD, msg)
-	os.Exit(2)
+// errTable is errno -> text as Go prints it, in C memory, for the child's
+// "vigil: exec CMD: ..." line (built once, never freed).
+var errTable = sync.OnceValue(func() **C.char {
+	const n = 134
+	tab := (*[n]*C.char)(C.calloc(n, C.size_t(unsafe.Sizeof((*C.char)(nil)))))
+	for i := 1; i < n; i++ {
+		tab[i] = C.CString(syscall.Errno(i).Error())
+	}
+	return &tab[0]
+})
+
+const errTableLen = 134
+
+// cStrings copies ss into a NULL-terminated C array of C strings.
+func cStrings(ss []string) **C.char {
+	arr := (*[1 << 28]*C.char)(C.calloc(C.size_t(len(ss)+1), C.size_t(unsafe.Sizeof((*C.char)(nil)))))
+	for i, s := range ss {
+		arr[i] = C.CString(s)
+	}
+	return &arr[0]
 }
 
-func runChild(parent string) {
-	ppid, err := strconv.Atoi(parent)
-	if err != nil {
-		childFail("child", fmt.Errorf("bad %s", childEnv))
+func freeCStrings(p **C.char, n int) {
+	arr := (*[1 << 28]*C.char)(unsafe.Pointer(p))
+	for i := 0; i < n; i++ {
+		C.free(unsafe.Pointer(arr[i]))
 	}
-	env := make([]string, 0, len(os.Environ()))
-	for _, kv := range os.Environ() {
-		if !strings.HasPrefix(kv, childEnv+"=") {
-			env = append(env, kv)
+	C.free(unsafe.Pointer(p))
+}
+
+// spawnSpec is what Run hands to spawnChild.
+type spawnSpec struct {
+	path  string   // resolved command
+	args  []string // argv, args[0] as given
+	env   []string
+	dir   string
+	stdio [3]*os.File
+	sock  int    // the child's end of the socketpair
+	prog  []byte // raw struct sock_filter[]
+	umask int    // the command's umask (the supervisor runs with 0)
+}
+
+// childStackSize is the child's stack until execve (it shares our memory).
+const childStackSize = 64 << 10
+
+// spawnChild starts the child (spawn_linux.c) and returns once it has
+// exec'd the command or exited: the caller must have something else
+// receive the listener and answer the child (see Run). It must be called
+// on the locked OS thread that lives until the child has exited: the
+// parent-death signal is tied to it.
+func spawnChild(sp *spawnSpec) (pid, pidfd int, err error) {
+	// Everything the child reads is C memory (it shares our address space
+	// until execve) and stays allocated until it has exec'd or exited.
+	s := (*C.struct_vigil_spawn)(C.calloc(1, C.size_t(unsafe.Sizeof(C.struct_vigil_spawn{}))))
+	defer C.free(unsafe.Pointer(s))
+	s.path = C.CString(sp.path)
+	defer C.free(unsafe.Pointer(s.path))
+	argv := cStrings(sp.args)
+	defer freeCStrings(argv, len(sp.args))
+	s.argv = argv
+	envp := cStrings(sp.env)
+	defer freeCStrings(envp, len(sp.env))
+	s.envp = envp
+	if sp.dir != "" {
+		s.dir = C.CString(sp.dir)
+		defer C.free(unsafe.Pointer(s.dir))
+	}
+	prefix := C.CString("vigil: exec " + sp.args[0] + ": ")
+	defer C.free(unsafe.Pointer(prefix))
+	s.errprefix = prefix
+	s.errtab = errTable()
+	s.nerrtab = errTableLen
+	filter := C.CBytes(sp.prog)
+	defer C.free(filter)
+	s.prog.len = C.ushort(len(sp.prog) / 8)
+	s.prog.filter = (*C.struct_sock_filter)(filter)
+	for i, f := range sp.stdio {
+		// Fd as os/exec does (it puts the file in blocking mode).
+		s.stdio[i] = C.int(f.Fd())
+	}
+	s.sock = C.int(sp.sock)
+	s.ppid = C.int(os.Getpid())
+	s.umask = C.uint(sp.umask)
+
+	// The command gets the signal mask and soft RLIMIT_NOFILE this process
+	// started with, as with os/exec (Go raises the soft limit at start-up).
+	var mask, cur, max C.uint64_t
+	if C.vigil_initial_state(&mask, &cur, &max) != 0 {
+		s.sigmask = mask
+		if cur != max {
+			s.restore_nofile = 1
+			s.nofile_cur, s.nofile_max = cur, max
 		}
 	}
-	args := os.Args[1:]
-	if len(args) == 0 {
-		childFail("child", errors.New("no command"))
-	}
-	// Resolve the command before the filter exists (PATH lookups would be
-	// notified opens/execs otherwise). The execve itself is vetted.
-	path := args[0]
-	if !strings.Contains(path, "/") {
-		p, err := exec.LookPath(path)
-		if err != nil && !errors.Is(err, exec.ErrDot) {
-			// Not a filter failure: behave like a shell.
-			// Not a filter failure: behave like a shell (the parent sees
-			// no listener and returns this status).
-			fmt.Fprintf(os.Stderr, "vigil: %s: command not found\n", path)
-			os.Exit(127)
-		}
-		path = p
-	}
+	stack := C.malloc(childStackSize)
+	defer C.free(stack)
 
-	prog, err := readProgram(childProgFD)
-	if err != nil {
-		childFail("filter", err)
+	// No syscall.ForkLock: this call lasts until the child's execve has
+	// been vetted, and the child marks every fd but 0-2 close-on-exec.
+	var cpidfd C.int = -1
+	cpid := C.vigil_spawn(s, stack, childStackSize, &cpidfd)
+	runtime.KeepAlive(sp.stdio)
+	if cpid < 0 {
+		return -1, -1, &os.SyscallError{Syscall: "clone", Err: unix.Errno(-cpid)}
 	}
-
-	// Die with the parent thread that forked us (set at fork too; again
-	// here in case of an exec in between), and make sure it did not die
-	// already.
-	if err := unix.Prctl(unix.PR_SET_PDEATHSIG, uintptr(unix.SIGKILL), 0, 0, 0); err != nil {
-		childFail("prctl", err)
-	}
-	if os.Getppid() != ppid {
-		os.Exit(2)
-	}
-	if err := unix.Prctl(unix.PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0); err != nil {
-		childFail("no_new_privs", err)
-	}
-	listener, err := loadFilter(prog)
-	if err != nil {
-		childFail("seccomp", err)
-	}
-	// From here on, any notified call would block until the parent holds
-	// the listener: sendmsg, close and execve are the only calls left and
-	// only execve is notified.
-	if err := unix.Sendmsg(childSockFD, []byte{msgListener}, unix.UnixRights(listener), nil, 0); err != nil {
-		// The filter is loaded but nobody will answer: exit, never exec.
-		os.Exit(2)
-	}
-	// Trap 4: a child still holding the listener hangs if the parent dies.
-	unix.Close(listener)
-	unix.Close(childSockFD)
-	unix.Close(childProgFD)
-	err = syscall.Exec(path, args, env)
-	// execve failed (denied or missing): exit like a shell would.
-	fmt.Fprintf(os.Stderr, "vigil: exec %s: %v\n", args[0], err)
-	if errors.Is(err, unix.ENOENT) {
-		os.Exit(127)
-	}
-	os.Exit(126)
+	return int(cpid), int(cpidfd), nil
 }
 
-func readProgram(fd int) ([]unix.SockFilter, error) {
-	var st unix.Stat_t
-	if err := unix.Fstat(fd, &st); err != nil {
-		return nil, err
+// parseChildError decodes a struct vigil_childerr.
+func parseChildError(b []byte) (stage int, errno unix.Errno, ok bool) {
+	if len(b) != int(unsafe.Sizeof(C.struct_vigil_childerr{})) || b[0] != msgError {
+		return 0, 0, false
 	}
-	if st.Size <= 0 || st.Size%8 != 0 || st.Size > 4096*8 {
-		return nil, fmt.Errorf("bad program size %d", st.Size)
+	var e C.struct_vigil_childerr
+	copy((*[unsafe.Sizeof(e)]byte)(unsafe.Pointer(&e))[:], b)
+	return int(e.stage), unix.Errno(e.err), true
+}
+
+// lookPath resolves a command name without a slash like exec.LookPath, but
+// with the PATH of the command's environment and relative entries taken
+// from dir, as the old re-executed child did.
+func lookPath(file string, env []string, dir string) (string, error) {
+	pathEnv := ""
+	for _, kv := range env {
+		if v, ok := strings.CutPrefix(kv, "PATH="); ok {
+			pathEnv = v
+		}
 	}
-	buf := make([]byte, st.Size)
-	n, err := unix.Pread(fd, buf, 0)
+	for _, d := range filepath.SplitList(pathEnv) {
+		if d == "" {
+			d = "."
+		}
+		p := filepath.Join(d, file)
+		check := p
+		if !filepath.IsAbs(p) && dir != "" {
+			check = filepath.Join(dir, p)
+		}
+		if findExecutable(check) == nil {
+			return p, nil
+		}
+	}
+	return "", errors.New("executable file not found in $PATH")
+}
+
+// findExecutable is os/exec's.
+func findExecutable(file string) error {
+	d, err := os.Stat(file)
 	if err != nil {
-		return nil, err
+		return err
 	}
-	if n != len(buf) {
-		return nil, fmt.Errorf("short program read")
+	m := d.Mode()
+	if m.IsDir() {
+		return syscall.EISDIR
 	}
-	return decodeProgram(buf), nil
+	err = unix.Faccessat(unix.AT_FDCWD, file, unix.X_OK, unix.AT_EACCESS)
+	if err == nil || (err != syscall.ENOSYS && err != syscall.EPERM) {
+		return err
+	}
+	if m&0111 != 0 {
+		return nil
+	}
+	return fs.ErrPermission
 }
 
 // decodeProgram turns the raw struct sock_filter array into instructions
@@ -169,22 +240,14 @@ func decodeProgram(buf []byte) []unix.SockFilter {
 	return prog
 }
 
-// loadFilter installs prog on the calling (locked) thread and returns the
-// listener. WAIT_KILLABLE_RECV (5.19+) keeps a received notification from
-// being interrupted by non-fatal signals; without it the call is retried.
-func loadFilter(prog []unix.SockFilter) (int, error) {
-	fprog := unix.SockFprog{Len: uint16(len(prog)), Filter: &prog[0]}
-	flags := uintptr(unix.SECCOMP_FILTER_FLAG_NEW_LISTENER | unix.SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV)
-	for {
-		fd, _, errno := unix.RawSyscall(unix.SYS_SECCOMP, unix.SECCOMP_SET_MODE_FILTER, flags, uintptr(unsafe.Pointer(&fprog)))
-		runtime.KeepAlive(prog)
-		if errno == 0 {
-			return int(fd), nil
-		}
-		if errno == unix.EINVAL && flags&unix.SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV != 0 {
-			flags &^= unix.SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV
-			continue
-		}
-		return -1, errno
+// setWalkFDs forces (or stops forcing) the child's pre-5.11 way of marking
+// inherited fds close-on-exec (a /proc/self/fd walk instead of
+// close_range(CLOSE_RANGE_CLOEXEC)), so that tests on a new kernel cover the
+// path AWS Lambda's 5.10 kernel takes. Tests only; not safe during a Run.
+func setWalkFDs(on bool) {
+	if on {
+		C.vigil_test_walk_fds = 1
+	} else {
+		C.vigil_test_walk_fds = 0
 	}
 }

@@ -4,10 +4,22 @@
 // Architecture, in short:
 //
 //   - The parent (the supervisor) builds the BPF program once with libseccomp
-//     and re-executes itself as the child; the child only reads the raw
-//     program from an inherited fd, loads it on a locked OS thread with
-//     SECCOMP_FILTER_FLAG_NEW_LISTENER, hands the listener back over a
-//     socketpair (SCM_RIGHTS), closes its copy and execs the command.
+//     and starts the child without re-executing Go (spawn_linux.c): Go
+//     prepares everything in C memory (argv, envp, resolved path, the raw
+//     program, fds), then a vfork-style clone (CLONE_VM|CLONE_VFORK|
+//     CLONE_PIDFD, all signals blocked) runs C code that makes only
+//     async-signal-safe calls: every signal Go catches back to SIG_DFL,
+//     parent-death signal (and a check that the parent is still there),
+//     stdio dup2, chdir, every other fd close-on-exec, no_new_privs, the
+//     filter with SECCOMP_FILTER_FLAG_NEW_LISTENER (the child is one
+//     thread: no TSYNC), the listener handed back over a socketpair
+//     (SCM_RIGHTS) and closed, a one-byte ack from the supervisor, then
+//     dumpable, the caller's umask, signal mask and NOFILE limit back, and
+//     execve. A failure before execve is reported as (stage, errno) on the
+//     socketpair and Run returns a *StartError: the command never ran. The
+//     forking thread is locked and sleeps until the child has exec'd (the
+//     handoff and the vetting of that execve run on other threads), and it
+//     lives until Run returns: the parent-death signal is tied to it.
 //   - Notifications are received by a small, self-sizing pool of receiver
 //     goroutines, each locked to an OS thread with asynchronous signals
 //     blocked. A receiver handles the notification it received inline and

@@ -65,21 +65,3 @@ func buildFilter() ([]byte, error) {
 	}
 	return prog, nil
 }
-
-// sealedProgram puts the program in a sealed memfd to hand to the child.
-func sealedProgram(prog []byte) (*os.File, error) {
-	fd, err := unix.MemfdCreate("vigil-filter", unix.MFD_ALLOW_SEALING|unix.MFD_CLOEXEC) // ExtraFiles dup2s it to fd 3 without CLOEXEC
-	if err != nil {
-		return nil, err
-	}
-	f := os.NewFile(uintptr(fd), "vigil-filter")
-	if _, err := f.Write(prog); err != nil {
-		f.Close()
-		return nil, err
-	}
-	if _, err := unix.FcntlInt(uintptr(fd), unix.F_ADD_SEALS, unix.F_SEAL_SEAL|unix.F_SEAL_SHRINK|unix.F_SEAL_GROW|unix.F_SEAL_WRITE); err != nil {
-		f.Close()
-		return nil, err
-	}
-	return f, nil
-}

@@ -179,3 +179,77 @@ func TestSupervisorGoneVettedCallsFail(t *testing.T) {
 		t.Fatal("the orphan's open hung")
 	}
 }
+
+// TestNonRootSupervisor: a supervisor that is not root vets its child's
+// execs. The supervisor makes itself non-dumpable before starting the
+// child, which inherits that; without the child's PR_SET_DUMPABLE before
+// execve, a non-root supervisor could not ptrace it and denied every exec.
+func TestNonRootSupervisor(t *testing.T) {
+	if os.Getuid() != 0 {
+		t.Skip("needs root to switch to an unprivileged uid")
+	}
+	dir, err := os.MkdirTemp("", "vigil-nonroot-")
+	must(t, err)
+	defer os.RemoveAll(dir)
+	must(t, os.Chmod(dir, 0o755))
+	self, err := os.Executable()
+	must(t, err)
+	b, err := os.ReadFile(self)
+	must(t, err)
+	bin := filepath.Join(dir, "supervisor.test")
+	must(t, os.WriteFile(bin, b, 0o755))
+	cmd := exec.Command(bin, "/bin/sh", "-c", "exec /bin/sh -c 'exit 7'")
+	cmd.Env = append(os.Environ(), "VIGIL_TEST_SUPERVISOR=permissive", "VIGIL_TEST_FIXTURES="+dir)
+	cmd.Dir = dir
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}
+	out, err := cmd.CombinedOutput()
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.ExitCode() != 7 {
+		t.Fatalf("want exit 7 from a non-root supervisor, got %v: %s", err, out)
+	}
+}
+
+// TestBadDir: a child that cannot enter its directory fails before exec
+// with a StartError; the command never runs.
+func TestBadDir(t *testing.T) {
+	mark := filepath.Join(t.TempDir(), "ran")
+	null, err := os.OpenFile(os.DevNull, os.O_RDWR, 0)
+	must(t, err)
+	defer null.Close()
+	st, err := Run(Config{Policy: permissive(), Args: []string{fixture("marker"), mark}, Dir: "/nonexistent-vigil-dir", Stdout: null, Stderr: null})
+	var se *StartError
+	if !errors.As(err, &se) || se.Stage != "start" || !strings.Contains(err.Error(), "chdir /nonexistent-vigil-dir: no such file or directory") {
+		t.Fatalf("want a start error for chdir, got %d %v", st, err)
+	}
+	if _, err := os.Stat(mark); err == nil {
+		t.Fatal("the command ran")
+	}
+}
+
+// TestInheritedFDsDoNotLeak: an fd the supervisor holds without
+// close-on-exec never reaches the command, both with close_range
+// (Linux 5.11+) and with the /proc/self/fd walk that older kernels (AWS
+// Lambda's 5.10) take.
+func TestInheritedFDsDoNotLeak(t *testing.T) {
+	fd, err := syscall.Open(os.DevNull, syscall.O_RDONLY, 0) // no O_CLOEXEC
+	must(t, err)
+	defer syscall.Close(fd)
+	for _, walk := range []bool{false, true} {
+		setWalkFDs(walk)
+		r := supervise(t, permissive(), "/bin/sh", "-c", "ls /proc/self/fd")
+		setWalkFDs(false)
+		if r.err != nil || r.status != 0 {
+			t.Fatalf("walk=%v: status %d err %v stderr %s", walk, r.status, r.err, r.stderr)
+		}
+		got := strings.Fields(r.stdout)
+		// 0, 1, 2 and the fd ls opens to read the directory: nothing else.
+		if len(got) != 4 || got[0] != "0" || got[1] != "1" || got[2] != "2" {
+			t.Fatalf("walk=%v: the command sees fds %v (the supervisor's fd %d must not leak)", walk, got, fd)
+		}
+		for _, f := range got {
+			if f == strconv.Itoa(fd) {
+				t.Fatalf("walk=%v: fd %d leaked into the command", walk, fd)
+			}
+		}
+	}
+}

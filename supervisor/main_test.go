@@ -25,8 +25,6 @@ var fixtures string
 func fixture(name string) string { return filepath.Join(fixtures, name) }
 
 func TestMain(m *testing.M) {
-	// The supervisor re-executes the test binary as its child.
-	MaybeRunChild()
 	// Test helper mode: run as a supervisor in a separate process (for the
 	// tests that kill the supervisor, check exit statuses through a real
 	// process boundary, or run under an outer filter).

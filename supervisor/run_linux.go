@@ -6,14 +6,12 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"os/exec"
 	"os/signal"
 	"path/filepath"
 	"runtime"
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -97,29 +95,29 @@ func Run(cfg Config) (int, error) {
 	if err != nil {
 		return 2, &StartError{Stage: "filter", Err: err}
 	}
-	progFile, err := sealedProgram(prog)
-	if err != nil {
-		return 2, &StartError{Stage: "filter", Err: err}
-	}
-	defer progFile.Close()
 	sp, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_SEQPACKET|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
 		return 2, &StartError{Stage: "handoff", Err: err}
 	}
-	parentSock := sp[0]
-	childSock := os.NewFile(uintptr(sp[1]), "vigil-handoff")
+	parentSock, childSock := sp[0], sp[1]
 	defer unix.Close(parentSock)
+	childSockOpen := true
+	closeChildSock := func() {
+		if childSockOpen {
+			unix.Close(childSock)
+			childSockOpen = false
+		}
+	}
+	defer closeChildSock()
 
 	// The supervisor's own hardening. Non-dumpable: the child cannot open
 	// our /proc entries or ptrace us. Subreaper: orphans of the command
 	// come to us, so that we can kill them. Umask 0: the caller's umask is
 	// applied to the mode explicitly.
 	if err := unix.Prctl(unix.PR_SET_DUMPABLE, 0, 0, 0, 0); err != nil {
-		childSock.Close()
 		return 2, &StartError{Stage: "prctl", Err: err}
 	}
 	if err := unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0); err != nil {
-		childSock.Close()
 		return 2, &StartError{Stage: "prctl", Err: err}
 	}
 	// PR_SET_PDEATHSIG fires when the parent *thread* that forked the child
@@ -135,69 +133,97 @@ func Run(cfg Config) (int, error) {
 	if env == nil {
 		env = os.Environ()
 	}
-	env = append(append([]string(nil), env...), childEnv+"="+strconv.Itoa(os.Getpid()))
-	self, err := os.Executable()
-	if err != nil {
-		self = "/proc/self/exe"
+	stderr := orStd(cfg.Stderr, os.Stderr)
+	// Resolve the command before the filter exists (a PATH lookup would be
+	// notified opens otherwise). The execve itself is vetted.
+	path := cfg.Args[0]
+	if !strings.Contains(path, "/") {
+		p, err := lookPath(path, env, cfg.Dir)
+		if err != nil {
+			// Not a filter failure: behave like a shell. Nothing ran.
+			fmt.Fprintf(stderr, "vigil: %s: command not found\n", path)
+			return 127, nil
+		}
+		path = p
 	}
-	cmd := &exec.Cmd{
-		Path:       self,
-		Args:       append([]string{filepath.Base(cfg.Args[0])}, cfg.Args...),
-		Env:        env,
-		Dir:        cfg.Dir,
-		Stdin:      orStd(cfg.Stdin, os.Stdin),
-		Stdout:     orStd(cfg.Stdout, os.Stdout),
-		Stderr:     orStd(cfg.Stderr, os.Stderr),
-		ExtraFiles: []*os.File{progFile, childSock}, // fds 3 and 4
-		SysProcAttr: &syscall.SysProcAttr{
-			Pdeathsig: syscall.SIGKILL,
-		},
-	}
-	if err := cmd.Start(); err != nil {
-		childSock.Close()
-		return 2, &StartError{Stage: "start", Err: err}
-	}
-	childSock.Close()
-	progFile.Close()
-	pid := cmd.Process.Pid
-	// We reap with wait4 ourselves; Release closes os.Process's pidfd.
-	defer cmd.Process.Release()
-	// Umask 0 for the supervisor (after the fork: the command keeps its
-	// own): the caller's umask is applied to the creation mode explicitly.
+	// Umask 0 for the supervisor, set before the child starts (the handoff
+	// below runs while it starts); the child gives the command the
+	// caller's umask back. The caller's umask is applied to the creation
+	// mode explicitly.
 	oldMask := unix.Umask(0)
 	defer unix.Umask(oldMask)
 
-	listener, msg, err := recvListener(parentSock)
-	if err != nil || listener < 0 {
-		// No listener: the child failed before exec (its error, if any, is
-		// in msg) or exited (command not found). Nothing of the command ran.
-		status := s.waitChildOnly(pid)
-		if msg != "" {
-			return 2, &StartError{Stage: "seccomp", Err: errors.New(msg)}
+	// spawnChild returns only once the child has exec'd the command (which
+	// needs the listener held and a receiver running) or exited: the
+	// handoff runs on another goroutine.
+	type handoffResult struct {
+		listener int
+		cerr     *childFailure
+		err      error
+	}
+	hc := make(chan handoffResult, 1)
+	go func() {
+		listener, cerr, err := recvListener(parentSock)
+		if err == nil && listener >= 0 {
+			s.listener = listener
+			s.setSyncWakeUp()
+			s.openRoot()
+			// The child execs the command only after this byte.
+			if _, err = unix.Write(parentSock, []byte{ackByte}); err != nil {
+				unix.Close(listener)
+				listener = -1
+			} else {
+				s.pool = newReceivers(s, listener, 1, cfg.MaxReceivers)
+				s.pool.start()
+			}
 		}
-		if err != nil {
-			return 2, &StartError{Stage: "handoff", Err: err}
+		hc <- handoffResult{listener, cerr, err}
+	}()
+	pid, pidfd, err := spawnChild(&spawnSpec{
+		path:  path,
+		args:  cfg.Args,
+		env:   env,
+		dir:   cfg.Dir,
+		stdio: [3]*os.File{orStd(cfg.Stdin, os.Stdin), orStd(cfg.Stdout, os.Stdout), stderr},
+		sock:  childSock,
+		prog:  prog,
+		umask: oldMask,
+	})
+	// With no child holding its end, the handoff sees EOF if it still
+	// waits.
+	closeChildSock()
+	h := <-hc
+	if h.listener >= 0 {
+		defer unix.Close(h.listener)
+	}
+	if err != nil {
+		// No child: the handoff got EOF.
+		return 2, &StartError{Stage: "start", Err: err}
+	}
+	// Signals are forwarded through the pidfd (from clone): never a
+	// recycled pid.
+	defer unix.Close(pidfd)
+	if h.err != nil || h.listener < 0 {
+		// No listener: the child failed before exec (cerr says where) or
+		// died. Nothing of the command ran.
+		if h.err != nil {
+			_ = unix.PidfdSendSignal(pidfd, unix.SIGKILL, nil, 0)
+		}
+		status := s.waitChildOnly(pid)
+		if s.root >= 0 {
+			unix.Close(s.root)
+		}
+		if h.cerr != nil {
+			return 2, childError(h.cerr.stage, h.cerr.errno, cfg.Dir)
+		}
+		if h.err != nil {
+			return 2, &StartError{Stage: "handoff", Err: h.err}
 		}
 		return status, nil
 	}
-	s.listener = listener
-	defer unix.Close(listener)
-	s.setSyncWakeUp()
-
-	// The supervisor's root, for callers whose root it is (sameRoot).
-	if fd, err := unix.Open("/", unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0); err == nil {
-		var stx unix.Statx_t
-		if unix.Statx(fd, "", unix.AT_EMPTY_PATH, unix.STATX_INO|unix.STATX_MNT_ID, &stx) == nil && stx.Mask&unix.STATX_MNT_ID != 0 {
-			s.root, s.rootIno, s.rootMnt = fd, stx.Ino, stx.Mnt_id
-		} else {
-			unix.Close(fd)
-		}
-	}
-	s.pool = newReceivers(s, listener, 1, cfg.MaxReceivers)
-	s.pool.start()
 	s.log.Debug("command started", "pid", pid, "command", cfg.Args[0])
 
-	status := s.supervise(cmd.Process, sigs)
+	status := s.supervise(pid, pidfd, sigs)
 	s.killDescendants()
 	if s.pool.stop(250*time.Millisecond) && s.root >= 0 {
 		// Only once no receiver can still use it (the number could be
@@ -206,6 +232,19 @@ func Run(cfg Config) (int, error) {
 	}
 	s.log.Debug("command exited", "pid", pid, "status", status, "peak_receivers", s.pool.peak.Load(), "receivers_started", s.pool.spawns.Load())
 	return status, nil
+}
+
+// openRoot keeps the supervisor's root, for callers whose root it is
+// (sameRoot).
+func (s *supervisor) openRoot() {
+	if fd, err := unix.Open("/", unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0); err == nil {
+		var stx unix.Statx_t
+		if unix.Statx(fd, "", unix.AT_EMPTY_PATH, unix.STATX_INO|unix.STATX_MNT_ID, &stx) == nil && stx.Mask&unix.STATX_MNT_ID != 0 {
+			s.root, s.rootIno, s.rootMnt = fd, stx.Ino, stx.Mnt_id
+		} else {
+			unix.Close(fd)
+		}
+	}
 }
 
 // setSyncWakeUp asks the kernel to wake the caller on the receiver's CPU
@@ -234,9 +273,15 @@ func ioctlPtrVal(fd int, req uint, v uintptr) (int, error) {
 	return int(r), nil
 }
 
-// recvListener receives the listener (or the child's error text).
-func recvListener(sock int) (int, string, error) {
-	buf := make([]byte, 4096)
+// childFailure is what a child reported instead of the listener.
+type childFailure struct {
+	stage int
+	errno unix.Errno
+}
+
+// recvListener receives the listener (or the child's failure report).
+func recvListener(sock int) (int, *childFailure, error) {
+	buf := make([]byte, 64)
 	oob := make([]byte, unix.CmsgSpace(4))
 	for {
 		n, oobn, _, _, err := unix.Recvmsg(sock, buf, oob, unix.MSG_CMSG_CLOEXEC)
@@ -244,10 +289,10 @@ func recvListener(sock int) (int, string, error) {
 			continue
 		}
 		if err != nil {
-			return -1, "", err
+			return -1, nil, err
 		}
 		if n == 0 {
-			return -1, "", nil // EOF: the child exited without a word
+			return -1, nil, nil // EOF: the child exited without a word
 		}
 		var fds []int
 		if oobn > 0 {
@@ -259,16 +304,16 @@ func recvListener(sock int) (int, string, error) {
 				}
 			}
 		}
-		if buf[0] == msgListener && len(fds) == 1 {
-			return fds[0], "", nil
+		if n == 1 && buf[0] == msgListener && len(fds) == 1 {
+			return fds[0], nil, nil
 		}
 		for _, fd := range fds {
 			unix.Close(fd)
 		}
-		if buf[0] == msgError {
-			return -1, strings.TrimSpace(string(buf[1:n])), nil
+		if stage, errno, ok := parseChildError(buf[:n]); ok {
+			return -1, &childFailure{stage, errno}, nil
 		}
-		return -1, "", fmt.Errorf("unexpected handoff message")
+		return -1, nil, fmt.Errorf("unexpected handoff message")
 	}
 }
 
@@ -299,8 +344,7 @@ func exitStatus(ws unix.WaitStatus) int {
 
 // supervise forwards signals and reaps children until the direct child
 // exits; it returns the child's status.
-func (s *supervisor) supervise(proc *os.Process, sigs chan os.Signal) int {
-	pid := proc.Pid
+func (s *supervisor) supervise(pid, pidfd int, sigs chan os.Signal) int {
 	tick := time.NewTicker(500 * time.Millisecond)
 	defer tick.Stop()
 	for {
@@ -312,7 +356,7 @@ func (s *supervisor) supervise(proc *os.Process, sigs chan os.Signal) int {
 			if sig != unix.SIGCHLD {
 				// Through the pidfd: never a recycled pid. The child is
 				// not reaped before this loop ends, so it is still ours.
-				_ = proc.Signal(sig)
+				_ = unix.PidfdSendSignal(pidfd, sig.(unix.Signal), nil, 0)
 			}
 		case <-s.wake:
 		case <-tick.C:

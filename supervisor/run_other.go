@@ -4,6 +4,3 @@ package supervisor
 
 // Run is only implemented on Linux.
 func Run(cfg Config) (int, error) { return 2, ErrUnsupported }
-
-// MaybeRunChild does nothing outside Linux.
-func MaybeRunChild() {}
