@@ -156,3 +156,15 @@ func TestGroupsIrrelevant(t *testing.T) {
 		}
 	}
 }
+
+// TestWithoutPidfdInfo: on kernels without PIDFD_THREAD / PIDFD_GET_INFO
+// (before 6.9 / 6.13; AWS Lambda runs 5.10) the caller's thread group and
+// credentials come from /proc/<tid>/status. Forced here: opens, creation
+// with the caller's umask, and the caller's credentials still hold.
+func TestWithoutPidfdInfo(t *testing.T) {
+	noPidfdInfo.Store(true)
+	defer noPidfdInfo.Store(false)
+	TestOpenReadWriteCreate(t)
+	TestOpenProcSelf(t)
+	TestCallerCredentials(t)
+}

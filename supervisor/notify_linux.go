@@ -344,16 +344,7 @@ func (p *receivers) stop(timeout time.Duration) bool {
 func (s *supervisor) respond(id uint64, res *Result) error {
 	switch res.action {
 	case actInjectFD:
-		a := seccompNotifAddfd{
-			ID:         id,
-			Flags:      unix.SECCOMP_ADDFD_FLAG_SEND,
-			Srcfd:      uint32(res.fd),
-			NewfdFlags: res.fdFlags,
-		}
-		// No EINTR retry: with signals blocked this ioctl cannot be
-		// interrupted, and retrying an interrupted ADDFD|SEND would only
-		// get ENOENT (the notification is already marked replied).
-		_, err := ioctlPtr(s.listener, unix.SECCOMP_IOCTL_NOTIF_ADDFD, unsafe.Pointer(&a))
+		err := s.injectFD(id, res.fd, res.fdFlags)
 		unix.Close(res.fd)
 		res.fd = -1
 		if err != nil && err != unix.ENOENT {
@@ -379,6 +370,41 @@ func (s *supervisor) respond(id uint64, res *Result) error {
 		}
 		return s.send(&seccompNotifResp{ID: id, Error: -int32(e)})
 	}
+}
+
+// addfdSendUnsupported is set once the kernel has refused
+// SECCOMP_ADDFD_FLAG_SEND (added in Linux 5.14; AWS Lambda runs 5.10).
+var addfdSendUnsupported atomic.Bool
+
+// injectFD installs fd in the caller and answers the notification with the
+// new fd number. Atomically (ADDFD with SECCOMP_ADDFD_FLAG_SEND) where the
+// kernel has it; otherwise in two steps, ADDFD then SEND: if the caller's
+// call is abandoned between the two (it was killed, or interrupted and will
+// be re-issued), the installed fd stays in the caller unused, which the
+// kernel's own documentation accepts for this mode; the answer never
+// carries another fd.
+func (s *supervisor) injectFD(id uint64, fd int, fdFlags uint32) error {
+	a := seccompNotifAddfd{ID: id, Srcfd: uint32(fd), NewfdFlags: fdFlags}
+	if !addfdSendUnsupported.Load() {
+		a.Flags = unix.SECCOMP_ADDFD_FLAG_SEND
+		// No EINTR retry: with signals blocked this ioctl cannot be
+		// interrupted, and retrying an interrupted ADDFD|SEND would only
+		// get ENOENT (the notification is already marked replied).
+		_, err := ioctlPtr(s.listener, unix.SECCOMP_IOCTL_NOTIF_ADDFD, unsafe.Pointer(&a))
+		if err != unix.EINVAL {
+			return err
+		}
+		// EINVAL: an unknown flag (before 5.14), since the other fields
+		// are ours and valid. Remember it and use two steps.
+		addfdSendUnsupported.Store(true)
+		s.log.Debug("kernel lacks SECCOMP_ADDFD_FLAG_SEND: injecting fds in two steps")
+		a.Flags = 0
+	}
+	newfd, err := ioctlPtr(s.listener, unix.SECCOMP_IOCTL_NOTIF_ADDFD, unsafe.Pointer(&a))
+	if err != nil {
+		return err
+	}
+	return s.send(&seccompNotifResp{ID: id, Val: int64(newfd)})
 }
 
 func (s *supervisor) send(r *seccompNotifResp) error {

@@ -56,3 +56,24 @@ func TestADDFDStress(t *testing.T) {
 		t.Fatalf("status=%d stdout=%q stderr=%q", r.status, r.stdout, r.stderr)
 	}
 }
+
+// TestTwoStepADDFD: on kernels without SECCOMP_ADDFD_FLAG_SEND (before
+// 5.14; AWS Lambda runs 5.10) fds are injected with ADDFD and then answered
+// with SEND. Forced here: every open still returns the file asked for.
+func TestTwoStepADDFD(t *testing.T) {
+	addfdSendUnsupported.Store(true)
+	defer addfdSendUnsupported.Store(false)
+	dir := t.TempDir()
+	f := filepath.Join(dir, "target")
+	must(t, os.WriteFile(f, []byte("x"), 0o644))
+	pol := newPolicy()
+	pol.read = append(pol.read, dir+"/")
+	per, threads := 5000, 4
+	r := supervise(t, pol, fixture("vtool"), "stress", f, strconv.Itoa(per), strconv.Itoa(threads))
+	want := fmt.Sprintf("OK opens=%d bad=0 zero=0 errors=0 ", per*threads)
+	if r.status != 0 || !strings.HasPrefix(r.stdout, want) {
+		t.Fatalf("status=%d stdout=%q stderr=%q", r.status, r.stdout, r.stderr)
+	}
+	// And the everyday cases: read, create with the caller's umask, denied.
+	TestOpenReadWriteCreate(t)
+}
