@@ -94,17 +94,12 @@ func handleConnect(r *request) Result {
 		ev.Address = familyName(sa.family)
 		d = rules.Decision{Rule: "connect with address family " + familyName(sa.family) + " is not supported yet"}
 	}
-	ev.Rule, ev.Source = d.Rule, d.Source
-	switch {
-	case !d.Allow && r.s.policy.Mode() != rules.Audit:
-		ev.Decision = DecisionDeny
+	deny, ev := r.s.judge(ev, d)
+	if deny {
 		return Errno(unix.EACCES).withEvent(ev)
-	case !d.Allow:
-		ev.Decision = DecisionAudit
-	case r.s.policy.LogAllowed() && sa.family != unix.AF_UNSPEC:
-		ev.Decision = DecisionAllow
-	default:
-		ev = nil
+	}
+	if sa.family == unix.AF_UNSPEC && ev != nil && ev.Decision == DecisionAllow {
+		ev = nil // a disconnect is not worth a log_allowed line
 	}
 	if !r.valid() {
 		return Errno(unix.ENOENT)

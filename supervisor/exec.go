@@ -65,25 +65,18 @@ func handleExec(r *request) Result {
 		return Errno(toErrno(err))
 	}
 	ev := &Event{Op: "exec", Path: res.Path, Pid: st.tgid}
-	audit := r.s.policy.Mode() == rules.Audit
 
 	target, d := r.decideExec(ctx, res, 0)
-	ev.Rule, ev.Source = d.Rule, d.Source
-	switch {
-	case !d.Allow && !audit:
-		ev.Decision = DecisionDeny
+	deny, ev := r.s.judge(ev, d)
+	if deny {
 		return Errno(unix.EACCES).withEvent(ev)
-	case !d.Allow:
+	}
+	if ev != nil && ev.Decision == DecisionAudit {
 		// Audit mode: allowed as is, without the barrier's kill.
-		ev.Decision = DecisionAudit
 		if !r.valid() {
 			return Errno(unix.ENOENT)
 		}
 		return Continue().withEvent(ev)
-	case r.s.policy.LogAllowed():
-		ev.Decision = DecisionAllow
-	default:
-		ev = nil
 	}
 	if !r.valid() {
 		return Errno(unix.ENOENT)

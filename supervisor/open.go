@@ -273,7 +273,6 @@ func handleOpen(r *request) Result {
 		return Errno(e)
 	}
 	acc := openAccess(c.flags)
-	audit := r.s.policy.Mode() == rules.Audit
 	mode := uint32(c.mode)
 	if c.flags&(unix.O_CREAT|oTmpfileFlag) != 0 {
 		mode &^= st.umask
@@ -307,17 +306,9 @@ func handleOpen(r *request) Result {
 		} else {
 			d = r.s.policy.Open(res.Path, acc, r.caller())
 		}
-		ev.Rule, ev.Source = d.Rule, d.Source
-		switch {
-		case !d.Allow && !audit:
-			ev.Decision = DecisionDeny
+		var deny bool
+		if deny, ev = r.s.judge(ev, d); deny {
 			return Errno(unix.EACCES).withEvent(ev)
-		case !d.Allow:
-			ev.Decision = DecisionAudit
-		case r.s.policy.LogAllowed():
-			ev.Decision = DecisionAllow
-		default:
-			ev = nil
 		}
 		if !magicOK {
 			// Even in audit mode this cannot be emulated safely.

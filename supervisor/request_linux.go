@@ -267,7 +267,32 @@ func (r *request) getFD(fd int) (int, error) {
 
 const pathMax = 4096 // PATH_MAX, including the NUL
 
-// readMem copies n bytes at addr from the caller. Any failure is EFAULT.
+// readChunk copies into buf what lies at addr in the caller, up to the end
+// of addr's page: a read crossing into an unmapped page fails as a whole
+// (trap 6). It returns how many bytes it copied; any failure is EFAULT.
+func (r *request) readChunk(addr uint64, buf []byte) (int, unix.Errno) {
+	const page = 4096
+	n := int(page - addr%page)
+	if n > len(buf) {
+		n = len(buf)
+	}
+	local := []unix.Iovec{{Base: &buf[0]}}
+	local[0].SetLen(n)
+	remote := []unix.RemoteIovec{{Base: uintptr(addr), Len: n}}
+	for {
+		m, err := unix.ProcessVMReadv(r.tid, local, remote, 0)
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil || m <= 0 {
+			return 0, unix.EFAULT
+		}
+		return m, 0
+	}
+}
+
+// readMem copies len(buf) bytes at addr from the caller. Any failure is
+// EFAULT.
 func (r *request) readMem(addr uint64, buf []byte) unix.Errno {
 	if len(buf) == 0 {
 		return 0
@@ -275,33 +300,14 @@ func (r *request) readMem(addr uint64, buf []byte) unix.Errno {
 	if addr == 0 {
 		return unix.EFAULT
 	}
-	done := 0
-	for done < len(buf) {
-		// Page-bounded chunks: a read crossing into an unmapped page fails
-		// as a whole (trap 6).
-		a := addr + uint64(done)
-		chunk := pageRest(a)
-		if chunk > len(buf)-done {
-			chunk = len(buf) - done
-		}
-		local := []unix.Iovec{{Base: &buf[done]}}
-		local[0].SetLen(chunk)
-		remote := []unix.RemoteIovec{{Base: uintptr(a), Len: chunk}}
-		m, err := unix.ProcessVMReadv(r.tid, local, remote, 0)
-		if err == unix.EINTR {
-			continue
-		}
-		if err != nil || m <= 0 {
-			return unix.EFAULT
+	for done := 0; done < len(buf); {
+		m, e := r.readChunk(addr+uint64(done), buf[done:])
+		if e != 0 {
+			return e
 		}
 		done += m
 	}
 	return 0
-}
-
-func pageRest(a uint64) int {
-	const page = 4096
-	return int(page - a%page)
 }
 
 // readString reads a NUL-terminated string of at most PATH_MAX bytes
@@ -312,22 +318,10 @@ func (r *request) readString(addr uint64) (string, unix.Errno) {
 		return "", unix.EFAULT
 	}
 	var buf [pathMax]byte
-	done := 0
-	for done < pathMax {
-		a := addr + uint64(done)
-		chunk := pageRest(a)
-		if chunk > pathMax-done {
-			chunk = pathMax - done
-		}
-		local := []unix.Iovec{{Base: &buf[done]}}
-		local[0].SetLen(chunk)
-		remote := []unix.RemoteIovec{{Base: uintptr(a), Len: chunk}}
-		m, err := unix.ProcessVMReadv(r.tid, local, remote, 0)
-		if err == unix.EINTR {
-			continue
-		}
-		if err != nil || m <= 0 {
-			return "", unix.EFAULT
+	for done := 0; done < pathMax; {
+		m, e := r.readChunk(addr+uint64(done), buf[done:])
+		if e != 0 {
+			return "", e
 		}
 		if i := bytes.IndexByte(buf[done:done+m], 0); i >= 0 {
 			return string(buf[:done+i]), 0

@@ -2,7 +2,11 @@
 
 package supervisor
 
-import "golang.org/x/sys/unix"
+import (
+	"golang.org/x/sys/unix"
+
+	"vigil/rules"
+)
 
 type action uint8
 
@@ -50,3 +54,24 @@ func InjectFD(fd int, cloexec bool) Result {
 }
 
 func (r Result) withEvent(e *Event) Result { r.Event = e; return r }
+
+// judge records decision d on ev according to the policy's mode. deny: the
+// call fails with EACCES and ev is logged. Otherwise the call goes ahead and
+// logged is the event to write with it: ev marked "audit" (audit mode, a
+// call that enforce mode would deny), ev marked "allow" (log_allowed), or
+// nil.
+func (s *supervisor) judge(ev *Event, d rules.Decision) (deny bool, logged *Event) {
+	ev.Rule, ev.Source = d.Rule, d.Source
+	switch {
+	case !d.Allow && s.policy.Mode() != rules.Audit:
+		ev.Decision = DecisionDeny
+		return true, ev
+	case !d.Allow:
+		ev.Decision = DecisionAudit
+		return false, ev
+	case s.policy.LogAllowed():
+		ev.Decision = DecisionAllow
+		return false, ev
+	}
+	return false, nil
+}
