@@ -478,3 +478,14 @@ func (p *Policy) DomainsFor(host string) []DomainRule {
 	}
 	return out
 }
+
+// ConnectAbstract: may a socket connect or send to this AF_UNIX abstract
+// name (without its leading NUL byte)?
+func (p *Policy) ConnectAbstract(name string) Decision {
+	return Decision{Rule: "no network.connect rule matches abstract socket @" + name}
+}
+
+// ListenAbstract: may a socket bind this AF_UNIX abstract name?
+func (p *Policy) ListenAbstract(name string) Decision {
+	return Decision{Rule: "no network.listen rule matches abstract socket @" + name}
+}

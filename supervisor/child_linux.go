@@ -24,8 +24,9 @@ import (
 
 // The child is started by vigil_spawn (spawn_linux.c): a vfork-style
 // clone, and in the child only async-signal-safe calls until execve.
-// Handoff messages from the child on the socketpair: "L" + rights = the
-// listener; a struct vigil_childerr ('E', stage, errno) = the child failed
+// Handoff messages from the child on the socketpair: a struct
+// vigil_handoff ('L', pid, listener fd number) = the listener, copied with
+// pidfd_getfd; a struct vigil_childerr ('E', stage, errno) = the child failed
 // before execve. The parent answers the listener with ackByte; only then
 // does the child exec the command.
 const (
@@ -166,6 +167,19 @@ func spawnChild(sp *spawnSpec) (pid, pidfd int, err error) {
 		return -1, -1, &os.SyscallError{Syscall: "clone", Err: unix.Errno(-cpid)}
 	}
 	return int(cpid), int(cpidfd), nil
+}
+
+// parseHandoff decodes a struct vigil_handoff.
+func parseHandoff(b []byte) (pid, fd int, ok bool) {
+	if len(b) != int(unsafe.Sizeof(C.struct_vigil_handoff{})) || b[0] != msgListener {
+		return 0, 0, false
+	}
+	var h C.struct_vigil_handoff
+	copy((*[unsafe.Sizeof(h)]byte)(unsafe.Pointer(&h))[:], b)
+	if h.pid <= 0 || h.fd < 0 {
+		return 0, 0, false
+	}
+	return int(h.pid), int(h.fd), true
 }
 
 // parseChildError decodes a struct vigil_childerr.

@@ -28,7 +28,7 @@ func seccompDataBytes(nr int32, arch uint32) []byte {
 // vetted calls notify, other calls are allowed, x32 numbers are never
 // allowed and other architectures kill the process.
 func TestFilterProgram(t *testing.T) {
-	raw, err := buildFilter()
+	raw, err := buildFilter(filterTarget{pid: 4242})
 	if err != nil {
 		t.Fatal(err)
 	}

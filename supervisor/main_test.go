@@ -90,6 +90,9 @@ type fakePolicy struct {
 	write      []string
 	deny       []string
 	connect    []string // "127.0.0.1:80" or "*" for any
+	listen     []string // "127.0.0.1:8080", "0.0.0.0:0" or "*" for any
+	abstract   []string // abstract AF_UNIX names that may be connected to ("*": any)
+	abstractL  []string // abstract AF_UNIX names that may be bound ("*": any)
 	mu         sync.Mutex
 	asked      []string
 }
@@ -139,6 +142,28 @@ func (f *fakePolicy) Connect(addr netip.AddrPort) rules.Decision {
 	return rules.Decision{Rule: "no network.connect rule matches"}
 }
 
+func (f *fakePolicy) Listen(addr netip.AddrPort) rules.Decision {
+	f.note("listen " + addr.String())
+	if match(f.listen, addr.String()) {
+		return rules.Decision{Allow: true, Rule: "network.listen", Source: "test"}
+	}
+	return rules.Decision{Rule: "no network.listen rule matches"}
+}
+func (f *fakePolicy) ConnectAbstract(name string) rules.Decision {
+	f.note("connect @" + name)
+	if match(f.abstract, name) {
+		return rules.Decision{Allow: true, Rule: "network.connect", Source: "test"}
+	}
+	return rules.Decision{Rule: "no network.connect rule matches"}
+}
+func (f *fakePolicy) ListenAbstract(name string) rules.Decision {
+	f.note("listen @" + name)
+	if match(f.abstractL, name) {
+		return rules.Decision{Allow: true, Rule: "network.listen", Source: "test"}
+	}
+	return rules.Decision{Rule: "no network.listen rule matches"}
+}
+
 // systemReads are what a dynamically linked program opens before main.
 var systemReads = []string{"/etc/ld.so.cache", "/lib/", "/usr/lib/", "/lib64/", "/usr/lib64/", "/proc/", "/dev/", "/sys/", "/etc/", "/usr/share/", "/usr/local/lib/"}
 
@@ -152,7 +177,8 @@ func newPolicy() *fakePolicy {
 
 // permissive allows everything.
 func permissive() *fakePolicy {
-	return &fakePolicy{exec: []string{"*"}, read: []string{"*"}, write: []string{"*"}, connect: []string{"*"}}
+	return &fakePolicy{exec: []string{"*"}, read: []string{"*"}, write: []string{"*"}, connect: []string{"*"},
+		listen: []string{"*"}, abstract: []string{"*"}, abstractL: []string{"*"}}
 }
 
 type runResult struct {

@@ -91,7 +91,7 @@ func Run(cfg Config) (int, error) {
 		s.groupsIrrelevant = groupsIrrelevant(b)
 	}
 
-	prog, err := buildFilter()
+	prog, err := buildFilter(filterTarget{pid: os.Getpid()})
 	if err != nil {
 		return 2, &StartError{Stage: "filter", Err: err}
 	}
@@ -177,6 +177,11 @@ func Run(cfg Config) (int, error) {
 				s.pool.start()
 			}
 		}
+		if listener < 0 {
+			// No ack will come: the child must see EOF and exit rather
+			// than wait (spawnChild returns only once it has).
+			_ = unix.Shutdown(parentSock, unix.SHUT_RDWR)
+		}
 		hc <- handoffResult{listener, cerr, err}
 	}()
 	pid, pidfd, err := spawnChild(&spawnSpec{
@@ -189,6 +194,12 @@ func Run(cfg Config) (int, error) {
 		prog:  prog,
 		umask: oldMask,
 	})
+	// The child shared our memory map until its execve, and made it
+	// dumpable for the handoff (spawn_linux.c): non-dumpable again.
+	if perr := unix.Prctl(unix.PR_SET_DUMPABLE, 0, 0, 0, 0); perr != nil && err == nil {
+		_ = unix.Kill(pid, unix.SIGKILL)
+		err = fmt.Errorf("prctl PR_SET_DUMPABLE: %w", perr)
+	}
 	// With no child holding its end, the handoff sees EOF if it still
 	// waits.
 	closeChildSock()
@@ -279,12 +290,15 @@ type childFailure struct {
 	errno unix.Errno
 }
 
-// recvListener receives the listener (or the child's failure report).
+// recvListener receives the listener (or the child's failure report): the
+// child writes its pid and the listener's fd number (struct
+// vigil_handoff) and holds the fd until the ack, and the supervisor copies
+// it with pidfd_getfd. (SCM_RIGHTS would need sendmsg, which the filter
+// notifies: the child would wait for an answer nobody can give yet.)
 func recvListener(sock int) (int, *childFailure, error) {
 	buf := make([]byte, 64)
-	oob := make([]byte, unix.CmsgSpace(4))
 	for {
-		n, oobn, _, _, err := unix.Recvmsg(sock, buf, oob, unix.MSG_CMSG_CLOEXEC)
+		n, err := unix.Read(sock, buf)
 		if err == unix.EINTR {
 			continue
 		}
@@ -294,21 +308,17 @@ func recvListener(sock int) (int, *childFailure, error) {
 		if n == 0 {
 			return -1, nil, nil // EOF: the child exited without a word
 		}
-		var fds []int
-		if oobn > 0 {
-			if msgs, err := unix.ParseSocketControlMessage(oob[:oobn]); err == nil {
-				for _, m := range msgs {
-					if rights, err := unix.ParseUnixRights(&m); err == nil {
-						fds = append(fds, rights...)
-					}
-				}
+		if pid, fd, ok := parseHandoff(buf[:n]); ok {
+			pidfd, err := unix.PidfdOpen(pid, 0)
+			if err != nil {
+				return -1, nil, fmt.Errorf("pidfd_open of the child: %w", err)
 			}
-		}
-		if n == 1 && buf[0] == msgListener && len(fds) == 1 {
-			return fds[0], nil, nil
-		}
-		for _, fd := range fds {
-			unix.Close(fd)
+			l, err := unix.PidfdGetfd(pidfd, fd, 0)
+			unix.Close(pidfd)
+			if err != nil {
+				return -1, nil, fmt.Errorf("pidfd_getfd of the listener: %w", err)
+			}
+			return l, nil, nil
 		}
 		if stage, errno, ok := parseChildError(buf[:n]); ok {
 			return -1, &childFailure{stage, errno}, nil

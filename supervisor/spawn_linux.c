@@ -223,50 +223,46 @@ static __attribute__((noreturn)) void child(const struct vigil_spawn *s) {
 	}
 
 	// From here on, only execve (and execveat) of the calls made below is
-	// notified: sendmsg, close, read, prctl, rt_sigprocmask are not (trap 3).
-	char tag = 'L';
-	struct iovec iov = {&tag, 1};
-	union {
-		char buf[CMSG_SPACE(sizeof(int))];
-		struct cmsghdr align;
-	} u;
-	memset(&u, 0, sizeof u);
-	struct msghdr msg;
-	memset(&msg, 0, sizeof msg);
-	msg.msg_iov = &iov;
-	msg.msg_iovlen = 1;
-	msg.msg_control = u.buf;
-	msg.msg_controllen = sizeof u.buf;
-	struct cmsghdr *c = CMSG_FIRSTHDR(&msg);
-	c->cmsg_level = SOL_SOCKET;
-	c->cmsg_type = SCM_RIGHTS;
-	c->cmsg_len = CMSG_LEN(sizeof(int));
+	// notified: write, read, close, prctl, umask, rt_sigprocmask are not
+	// (trap 3). sendmsg is notified (send paths are vetted), so the
+	// listener is not passed with SCM_RIGHTS: the child writes its pid and
+	// the listener's number, and the supervisor copies the fd with
+	// pidfd_getfd while the child still holds it (it waits for the ack
+	// below, so neither the pid nor the fd can change meanwhile).
+	//
+	// Dumpable first: a supervisor that is not root needs ptrace access to
+	// this process for pidfd_getfd now, and to seize it at execve. The
+	// flag belongs to the memory map, which this child shares with the
+	// supervisor until execve: the supervisor makes itself non-dumpable
+	// again once vigil_spawn returns (the command is dumpable after execve
+	// like any exec'd program).
+	prctl(PR_SET_DUMPABLE, 1, 0, 0, 0);
+	struct vigil_handoff h;
+	memset(&h, 0, sizeof h);
+	h.tag = 'L';
+	h.pid = (int32_t)syscall(SYS_getpid);
+	h.fd = (int32_t)listener;
 	int lfd = (int)listener;
-	memcpy(CMSG_DATA(c), &lfd, sizeof lfd);
 	ssize_t r;
 	do {
-		r = sendmsg(sock, &msg, 0);
+		r = write(sock, &h, sizeof h);
 	} while (r < 0 && errno == EINTR);
-	if (r != 1) {
+	if (r != (ssize_t)sizeof h) {
 		// The filter is loaded but nobody will answer: never exec.
 		close(lfd);
 		fail(sock, VIGIL_STAGE_HANDOFF, r < 0 ? errno : EIO);
 	}
-	// Trap 4: a child still holding the listener hangs if the parent dies.
-	close(lfd);
 	// Wait until the supervisor holds the listener.
 	char ack = 0;
 	do {
 		r = read(sock, &ack, 1);
 	} while (r < 0 && errno == EINTR);
+	// Trap 4: a child still holding the listener hangs if the parent dies.
+	close(lfd);
 	if (r != 1 || ack != 'A')
 		_exit(2);
 	close(sock);
 
-	// The command is dumpable like any exec'd program (the supervisor made
-	// itself non-dumpable before the fork): a supervisor that is not root
-	// must be able to read this process's memory and seize it at execve.
-	prctl(PR_SET_DUMPABLE, 1, 0, 0, 0);
 	umask((mode_t)s->umask); // the supervisor runs with 0
 	uint64_t mask = s->sigmask;
 	syscall(SYS_rt_sigprocmask, SIG_SETMASK, &mask, NULL, sizeof mask);

@@ -25,6 +25,15 @@ struct vigil_childerr {
 	int32_t err;
 };
 
+// What the child writes once its filter is loaded: its pid and the
+// listener's fd number, for pidfd_getfd.
+struct vigil_handoff {
+	char tag; // 'L'
+	char pad[3];
+	int32_t pid;
+	int32_t fd;
+};
+
 // Everything the child needs, in C memory, prepared before the fork.
 struct vigil_spawn {
 	const char *path; // the resolved command
