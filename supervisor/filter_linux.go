@@ -28,7 +28,7 @@ type cond struct {
 	ne         bool // arg != want (unmasked 64-bit); otherwise (arg & mask) == want
 }
 
-func eq32(arg uint, v uint32) cond      { return cond{arg: arg, mask: 0xffffffff, want: uint64(v)} }
+func eq32(arg uint, v uint32) cond     { return cond{arg: arg, mask: 0xffffffff, want: uint64(v)} }
 func bitSet(arg uint, bit uint64) cond { return cond{arg: arg, mask: bit, want: bit} }
 func nonNull(arg uint) cond            { return cond{arg: arg, ne: true} }
 
