@@ -144,6 +144,7 @@ func spawnChild(sp *spawnSpec) (pid, pidfd int, err error) {
 	s.sock = C.int(sp.sock)
 	s.ppid = C.int(os.Getpid())
 	s.umask = C.uint(sp.umask)
+	s.pgrp = C.int(unix.Getpgrp())
 
 	// The command gets the signal mask and soft RLIMIT_NOFILE this process
 	// started with, as with os/exec (Go raises the soft limit at start-up).
@@ -236,6 +237,18 @@ func findExecutable(file string) error {
 		return nil
 	}
 	return fs.ErrPermission
+}
+
+// setNoKillable makes children load the filter without
+// SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV, as kernels before 5.19 do (AWS
+// Lambda's 5.10): a caller parked in the supervisor is then woken by any
+// signal, and its call is re-issued. Tests only; not safe during a Run.
+func setNoKillable(on bool) {
+	if on {
+		C.vigil_test_no_killable = 1
+	} else {
+		C.vigil_test_no_killable = 0
+	}
 }
 
 // decodeProgram turns the raw struct sock_filter array into instructions

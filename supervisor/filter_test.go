@@ -17,10 +17,13 @@ const (
 
 // seccompDataBytes lays out struct seccomp_data as the kernel gives it to
 // the filter (native byte order).
-func seccompDataBytes(nr int32, arch uint32) []byte {
+func seccompDataBytes(nr int32, arch uint32, args ...uint64) []byte {
 	b := make([]byte, 64)
 	binary.NativeEndian.PutUint32(b[0:], uint32(nr))
 	binary.NativeEndian.PutUint32(b[4:], arch)
+	for i, a := range args {
+		binary.NativeEndian.PutUint64(b[16+8*i:], a)
+	}
 	return b
 }
 
@@ -28,7 +31,8 @@ func seccompDataBytes(nr int32, arch uint32) []byte {
 // vetted calls notify, other calls are allowed, x32 numbers are never
 // allowed and other architectures kill the process.
 func TestFilterProgram(t *testing.T) {
-	raw, err := buildFilter(filterTarget{pid: 4242})
+	const supPid = 4242
+	raw, err := buildFilter(filterTarget{pid: supPid})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -41,10 +45,10 @@ func TestFilterProgram(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	run := func(nr int32, arch uint32) uint32 {
+	run := func(nr int32, arch uint32, args ...uint64) uint32 {
 		// bpf.VM reads loads in network byte order; seccomp loads are
 		// native. Swap every 32-bit word so that the VM sees native values.
-		in := seccompDataBytes(nr, arch)
+		in := seccompDataBytes(nr, arch, args...)
 		sw := make([]byte, len(in))
 		for i := 0; i < len(in); i += 4 {
 			binary.BigEndian.PutUint32(sw[i:], binary.NativeEndian.Uint32(in[i:]))
@@ -61,9 +65,81 @@ func TestFilterProgram(t *testing.T) {
 		retUserNotif   = 0x7fc00000
 		retAction      = 0xffff0000
 	)
-	for _, nr := range []int32{unix.SYS_EXECVE, unix.SYS_EXECVEAT, unix.SYS_OPEN, unix.SYS_OPENAT, unix.SYS_OPENAT2, unix.SYS_CREAT, unix.SYS_CONNECT} {
-		if got := run(nr, auditArchX86_64); got&retAction != retUserNotif {
+	// Every call of the handler table notifies (sendto only with an
+	// address), and nothing else does.
+	table := handlerTable()
+	for _, nr := range []int32{unix.SYS_EXECVE, unix.SYS_EXECVEAT, unix.SYS_OPEN, unix.SYS_OPENAT, unix.SYS_OPENAT2,
+		unix.SYS_CREAT, unix.SYS_CONNECT, unix.SYS_SENDMSG, unix.SYS_SENDMMSG, unix.SYS_BIND, unix.SYS_LISTEN,
+		unix.SYS_RENAMEAT2, unix.SYS_LINKAT, unix.SYS_UNLINKAT, unix.SYS_FCHMODAT2, unix.SYS_KILL, unix.SYS_PIDFD_OPEN} {
+		if table[nr] == nil {
+			t.Errorf("syscall %d has no handler", nr)
+		}
+	}
+	for nr := range table {
+		args := []uint64{3, 0x1000, 0x1000, 0, 0x7000, 16}
+		if got := run(nr, auditArchX86_64, args...); got&retAction != retUserNotif {
 			t.Errorf("syscall %d: action %#x, want USER_NOTIF", nr, got)
+		}
+	}
+	for nr := int32(0); nr < 480; nr++ {
+		if table[nr] == nil && nr != unix.SYS_SENDTO && run(nr, auditArchX86_64)&retAction == retUserNotif {
+			t.Errorf("syscall %d notifies but has no handler", nr)
+		}
+	}
+	if got := run(unix.SYS_SENDTO, auditArchX86_64, 3, 0x1000, 10, 0, 0, 0); got != retAllow {
+		t.Errorf("sendto without an address: action %#x, want ALLOW", got)
+	}
+	if got := run(unix.SYS_SENDTO, auditArchX86_64, 3, 0x1000, 10, 0, 1<<40, 16); got&retAction != retUserNotif {
+		t.Errorf("sendto with an address above 4 GiB: action %#x, want USER_NOTIF", got)
+	}
+	// Side doors: refused in the kernel, their harmless forms allowed.
+	const retErrno = 0x00050000
+	errnoOf := func(v uint32) (int, bool) { return int(v & 0xffff), v&retAction == retErrno }
+	refused := []struct {
+		nr   int32
+		args []uint64
+		want unix.Errno
+	}{
+		{unix.SYS_IO_URING_SETUP, nil, unix.ENOSYS},
+		{unix.SYS_IO_URING_ENTER, nil, unix.ENOSYS},
+		{unix.SYS_IO_URING_REGISTER, nil, unix.ENOSYS},
+		{unix.SYS_OPEN_BY_HANDLE_AT, nil, unix.EPERM},
+		{unix.SYS_PTRACE, nil, unix.EPERM},
+		{unix.SYS_PROCESS_VM_READV, nil, unix.EPERM},
+		{unix.SYS_PROCESS_VM_WRITEV, nil, unix.EPERM},
+		{unix.SYS_PIDFD_GETFD, nil, unix.EPERM},
+		{unix.SYS_BPF, nil, unix.EPERM},
+		{unix.SYS_MOUNT, nil, unix.EPERM},
+		{unix.SYS_OPEN_TREE, nil, unix.EPERM},
+		{unix.SYS_CLONE3, nil, unix.ENOSYS},
+		{unix.SYS_UNSHARE, []uint64{unix.CLONE_NEWNS}, unix.EPERM},
+		{unix.SYS_UNSHARE, []uint64{unix.CLONE_NEWUSER | unix.CLONE_FILES}, unix.EPERM},
+		{unix.SYS_CLONE, []uint64{unix.CLONE_NEWNET | uint64(unix.SIGCHLD)}, unix.EPERM},
+		{unix.SYS_SECCOMP, []uint64{unix.SECCOMP_SET_MODE_FILTER, unix.SECCOMP_FILTER_FLAG_NEW_LISTENER | unix.SECCOMP_FILTER_FLAG_TSYNC}, unix.EPERM},
+		{unix.SYS_SECCOMP, []uint64{1<<32 | unix.SECCOMP_SET_MODE_FILTER, unix.SECCOMP_FILTER_FLAG_NEW_LISTENER}, unix.EPERM},
+		{unix.SYS_TGKILL, []uint64{supPid, supPid + 1, 9}, unix.EPERM},
+		{unix.SYS_TGKILL, []uint64{1<<32 | supPid, supPid, 9}, unix.EPERM}, // the kernel reads an int
+		{unix.SYS_RT_TGSIGQUEUEINFO, []uint64{supPid, supPid, 9}, unix.EPERM},
+		{unix.SYS_PRCTL, []uint64{unix.PR_SET_MM, 13}, unix.EPERM},
+	}
+	for _, c := range refused {
+		got := run(c.nr, auditArchX86_64, c.args...)
+		if e, ok := errnoOf(got); !ok || unix.Errno(e) != c.want {
+			t.Errorf("syscall %d %v: action %#x, want ERRNO(%v)", c.nr, c.args, got, c.want)
+		}
+	}
+	for _, c := range []struct {
+		nr   int32
+		args []uint64
+	}{
+		{unix.SYS_UNSHARE, []uint64{unix.CLONE_FILES | unix.CLONE_FS}},
+		{unix.SYS_CLONE, []uint64{unix.CLONE_VM | unix.CLONE_THREAD | unix.CLONE_SIGHAND}},
+		{unix.SYS_SECCOMP, []uint64{unix.SECCOMP_SET_MODE_FILTER, unix.SECCOMP_FILTER_FLAG_TSYNC}},
+		{unix.SYS_TGKILL, []uint64{supPid + 1, supPid + 1, 9}},
+		{unix.SYS_PRCTL, []uint64{unix.PR_SET_NAME, 0x1000}},
+	} {
+		if got := run(c.nr, auditArchX86_64, c.args...); got != retAllow {
+			t.Errorf("syscall %d %v: action %#x, want ALLOW", c.nr, c.args, got)
 		}
 	}
 	for _, nr := range []int32{unix.SYS_GETPID, unix.SYS_READ, unix.SYS_CLOSE, unix.SYS_MMAP} {

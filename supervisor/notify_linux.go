@@ -338,16 +338,26 @@ func (p *receivers) stop(timeout time.Duration) bool {
 	}
 }
 
-// respond is the one place that answers the kernel. It closes res.fd.
+// respond is the one place that answers the kernel. It closes res.fd,
+// except when the answer fails with ENOENT (see replay.go).
 // ENOENT means the caller is gone (killed, or its call was interrupted and
 // will be re-issued as a new notification): not an error.
 func (s *supervisor) respond(id uint64, res *Result) error {
 	switch res.action {
 	case actInjectFD:
 		err := s.injectFD(id, res.fd, res.fdFlags)
+		if err == unix.ENOENT || err == unix.ESRCH {
+			// The caller is gone or was interrupted: before the ioctl
+			// found the notification (ENOENT), or while the fd was queued
+			// for it (ESRCH: the kernel cleared the pending ADDFD). Not
+			// installed: res.fd stays open for a replay of the re-issued
+			// call (replay.go); whoever called respond closes it
+			// otherwise.
+			return unix.ENOENT
+		}
 		unix.Close(res.fd)
 		res.fd = -1
-		if err != nil && err != unix.ENOENT {
+		if err != nil {
 			// Not installed and not replied (e.g. EMFILE in the caller,
 			// EBUSY): answer with the error so that the caller never
 			// hangs.
@@ -420,10 +430,40 @@ func (s *supervisor) send(r *seccompNotifResp) error {
 // handler computes the answer to one notification. It must not answer it.
 type handler func(r *request) Result
 
-// handle runs the handler registered for the call and answers.
-// It reports false when the receiver thread must not be reused (its
-// credentials could not be restored).
+// handle answers one notification: a call re-issued after a signal gets
+// the result of its first attempt (replay.go); any other call is handled
+// afresh. It reports false when the receiver thread must not be reused
+// (its credentials could not be restored).
 func (s *supervisor) handle(n *seccompNotif, pc *procCache) bool {
+	key := replayKey{tid: n.Pid, nr: n.Data.Nr, args: n.Data.Args}
+	for {
+		e, first := s.replays.begin(key)
+		if first {
+			return s.handleNew(n, pc, key, e)
+		}
+		if !s.awaitReplay(e, n.ID) {
+			return true // this notification is gone too: nothing to answer
+		}
+		if res, ok := s.replays.take(key, e); ok {
+			err := s.respond(n.ID, &res)
+			s.replays.settle(key, e, err)
+			if err != nil && err != unix.ENOENT {
+				s.log.Warn("answer notification failed", "syscall", n.Data.Nr, "pid", n.Pid, "error", err)
+			}
+			return true
+		}
+		// The earlier attempt was answered (this is a new call with the
+		// same arguments) or belonged to a recycled thread id; if another
+		// receiver is answering the same thread with it, let it finish.
+		if !notifIDValid(s.listener, n.ID) {
+			return true
+		}
+		time.Sleep(50 * time.Microsecond)
+	}
+}
+
+// handleNew runs the handler registered for the call and answers.
+func (s *supervisor) handleNew(n *seccompNotif, pc *procCache, key replayKey, e *replayEntry) bool {
 	r := &request{s: s, n: n, tid: int(n.Pid), pidfd: -1, pc: pc}
 	defer r.release()
 	var res Result
@@ -445,6 +485,9 @@ func (s *supervisor) handle(n *seccompNotif, pc *procCache) bool {
 		err = res.barrier.run(s, n.ID, &res)
 	} else {
 		err = s.respond(n.ID, &res)
+	}
+	if !s.replays.finish(key, e, res, err) && res.action == actInjectFD && res.fd >= 0 {
+		unix.Close(res.fd)
 	}
 	if err != nil && err != unix.ENOENT {
 		s.log.Warn("answer notification failed", "syscall", n.Data.Nr, "pid", n.Pid, "error", err)

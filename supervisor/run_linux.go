@@ -34,6 +34,9 @@ type supervisor struct {
 	// inode resolves in it without opening its own (see callerRoot).
 	root             int
 	rootIno, rootMnt uint64
+	replays          *replays
+	// self and pgrp: the supervisor's pid and process group (signal.go).
+	self, pgrp int
 
 	// The exec barrier and the reaper must not both wait for the same
 	// process: a wait by the real parent would consume the ptrace stops
@@ -80,6 +83,9 @@ func Run(cfg Config) (int, error) {
 		tracing: map[int]int{},
 		exited:  map[int]int{},
 		wake:    make(chan struct{}, 1),
+		replays: newReplays(),
+		self:    os.Getpid(),
+		pgrp:    unix.Getpgrp(),
 	}
 	s.table = handlerTable()
 	creds, err := ownCreds()
@@ -236,10 +242,13 @@ func Run(cfg Config) (int, error) {
 
 	status := s.supervise(pid, pidfd, sigs)
 	s.killDescendants()
-	if s.pool.stop(250*time.Millisecond) && s.root >= 0 {
-		// Only once no receiver can still use it (the number could be
-		// reused by then).
-		unix.Close(s.root)
+	if s.pool.stop(250 * time.Millisecond) {
+		// Only once no receiver can still use them (the numbers could
+		// be reused by then).
+		if s.root >= 0 {
+			unix.Close(s.root)
+		}
+		s.replays.closeAll()
 	}
 	s.log.Debug("command exited", "pid", pid, "status", status, "peak_receivers", s.pool.peak.Load(), "receivers_started", s.pool.spawns.Load())
 	return status, nil

@@ -32,6 +32,9 @@
 // vigil_test_walk_fds makes cloexec_from skip close_range, so that tests on
 // a new kernel exercise the walk that older kernels need. Tests only.
 int vigil_test_walk_fds;
+// vigil_test_no_killable loads the filter without WAIT_KILLABLE_RECV, as on
+// kernels before 5.19 (AWS Lambda's 5.10). Tests only.
+int vigil_test_no_killable;
 
 struct vigil_dirent64 {
 	uint64_t ino;
@@ -195,6 +198,13 @@ static __attribute__((noreturn)) void child(const struct vigil_spawn *s) {
 		if (dup2(moved[i], i) < 0) // clears FD_CLOEXEC on i
 			fail(sock, VIGIL_STAGE_DUP, errno);
 	}
+	// Its own process group, so that kill(0, sig) and killpg from the
+	// command reach the command's processes, never the supervisor (kill of
+	// the supervisor's group is refused, see signal.go). When the
+	// supervisor is the terminal's foreground group, the command's group
+	// takes its place (SIGTTOU is blocked here, so tcsetpgrp proceeds).
+	if (setpgid(0, 0) == 0 && s->pgrp > 0 && tcgetpgrp(0) == s->pgrp)
+		tcsetpgrp(0, (pid_t)syscall(SYS_getpid));
 	if (s->dir != NULL && chdir(s->dir) != 0)
 		fail(sock, VIGIL_STAGE_CHDIR, errno);
 	// Nothing but 0, 1, 2 survives the exec.
@@ -209,7 +219,9 @@ static __attribute__((noreturn)) void child(const struct vigil_spawn *s) {
 		fail(sock, VIGIL_STAGE_NONEWPRIVS, errno);
 	// This process is single-threaded: no TSYNC needed (trap 2 cannot
 	// happen). WAIT_KILLABLE_RECV needs 5.19; without it, retry.
-	unsigned long flags = SECCOMP_FILTER_FLAG_NEW_LISTENER | SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV;
+	unsigned long flags = SECCOMP_FILTER_FLAG_NEW_LISTENER;
+	if (!vigil_test_no_killable)
+		flags |= SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV;
 	long listener;
 	for (;;) {
 		listener = syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, flags, &s->prog);

@@ -51,9 +51,11 @@ struct vigil_spawn {
 	const char *const *errtab; // errno -> text, as Go prints it
 	int nerrtab;
 	unsigned int umask; // the command's umask
+	int pgrp;           // the supervisor's process group
 };
 
-extern int vigil_test_walk_fds; // tests: force the pre-5.11 fd walk
+extern int vigil_test_walk_fds;     // tests: force the pre-5.11 fd walk
+extern int vigil_test_no_killable; // tests: no WAIT_KILLABLE_RECV (pre-5.19)
 
 int vigil_spawn(const struct vigil_spawn *s, void *stack, size_t stack_size, int *pidfd);
 int vigil_initial_state(uint64_t *mask, uint64_t *nofile_cur, uint64_t *nofile_max);
