@@ -41,6 +41,7 @@ $(BIN)/fixtures/%: fixtures/bench/%.c
 test: build fixtures
 	$(GO) vet ./...
 	$(GO) test -count=1 -timeout 20m ./...
+	$(GO) test -race -count=1 -timeout 10m -run '^(TestLoad|TestReplayInterruptedCalls)$$' ./supervisor/
 
 # Micro-benchmarks (policy decisions, path resolution, the Runtime API
 # proxy) run the usual way; the end-to-end ones compare whole workloads with

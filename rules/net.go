@@ -14,6 +14,84 @@ type netRule struct {
 	prefix netip.Prefix // valid for address rules (canonical, see canonPrefix)
 	domain string       // "api.example.com" or "*.example.com"
 	port   uint16
+	// abstract is an AF_UNIX abstract socket name pattern ("@name" in the
+	// rules file, stored without the "@"; "*" matches any run of bytes).
+	abstract   string
+	isAbstract bool
+}
+
+// maxAbstractName is the longest abstract socket name: sun_path is 108
+// bytes, the first of which is the NUL that marks the name abstract.
+const maxAbstractName = 107
+
+// parseAbstract validates the pattern of an "@name" entry (without "@").
+func parseAbstract(s string) (netRule, error) {
+	if s == "" {
+		return netRule{}, errors.New(`is "@" alone; write "@NAME" for one abstract socket or "@*" for any`)
+	}
+	if len(s) > maxAbstractName {
+		return netRule{}, fmt.Errorf("is an abstract socket name of %d bytes; the longest is %d", len(s), maxAbstractName)
+	}
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x21 || c > 0x7e {
+			return netRule{}, fmt.Errorf("has byte %q in an abstract socket name; names in rules are printable ASCII without spaces (match other bytes with \"*\")", string(rune(c)))
+		}
+	}
+	if strings.Contains(s, "**") {
+		return netRule{}, fmt.Errorf(`has "**"; in abstract socket names one "*" already matches any run of bytes`)
+	}
+	return netRule{abstract: s, isAbstract: true}, nil
+}
+
+// matchAbstract matches an abstract socket name (any bytes) against a
+// pattern in which "*" matches any run of bytes, including none.
+func matchAbstract(pat, name string) bool {
+	// Iterative wildcard match with one backtrack point.
+	p, n := 0, 0
+	star, mark := -1, 0
+	for n < len(name) {
+		switch {
+		case p < len(pat) && pat[p] == '*':
+			star, mark = p, n
+			p++
+		case p < len(pat) && pat[p] == name[n]:
+			p++
+			n++
+		case star >= 0:
+			p = star + 1
+			mark++
+			n = mark
+		default:
+			return false
+		}
+	}
+	for p < len(pat) && pat[p] == '*' {
+		p++
+	}
+	return p == len(pat)
+}
+
+// QuoteAbstract renders an abstract socket name for messages and audit
+// lines: "@" followed by the name, with bytes outside printable ASCII
+// (NUL included) written as \xHH and "\\" doubled.
+func QuoteAbstract(name string) string {
+	var b strings.Builder
+	b.WriteByte('@')
+	const hex = "0123456789abcdef"
+	for i := 0; i < len(name); i++ {
+		c := name[i]
+		switch {
+		case c == '\\':
+			b.WriteString(`\\`)
+		case c < 0x20 || c > 0x7e:
+			b.WriteString(`\x`)
+			b.WriteByte(hex[c>>4])
+			b.WriteByte(hex[c&15])
+		default:
+			b.WriteByte(c)
+		}
+	}
+	return b.String()
 }
 
 var (
@@ -79,6 +157,9 @@ func parseNetEntry(s string, listen bool) (netRule, error) {
 	var r netRule
 	if s == "" {
 		return r, errEmptyPattern
+	}
+	if name, ok := strings.CutPrefix(s, "@"); ok {
+		return parseAbstract(name)
 	}
 	host, portText, hasPort := s, "", false
 	if strings.HasPrefix(s, "[") {

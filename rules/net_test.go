@@ -2,6 +2,7 @@ package rules
 
 import (
 	"net/netip"
+	"strings"
 	"testing"
 )
 
@@ -188,5 +189,47 @@ func TestParseRuntimeAPI(t *testing.T) {
 	got, err = ParseRuntimeAPI("localhost:9001")
 	if err != nil || len(got) != 2 {
 		t.Errorf("%v %v", got, err)
+	}
+}
+
+func TestParseAbstractEntry(t *testing.T) {
+	for in, want := range map[string]string{"@foo": "foo", "@*": "*", "@/tmp/.X11-unix/X0": "/tmp/.X11-unix/X0", "@dbus-*": "dbus-*"} {
+		for _, listen := range []bool{false, true} {
+			got, err := parseNetEntry(in, listen)
+			if err != nil || !got.isAbstract || got.abstract != want {
+				t.Errorf("parseNetEntry(%q, %v) = %+v, %v", in, listen, got, err)
+			}
+		}
+	}
+	for in, frag := range map[string]string{
+		"@":                            `"@" alone`,
+		"@a b":                         "printable ASCII without spaces",
+		"@a\x00b":                      "printable ASCII",
+		"@a**":                         `"**"`,
+		"@" + strings.Repeat("x", 108): "the longest is 107",
+	} {
+		if _, err := parseNetEntry(in, false); err == nil || !strings.Contains(err.Error(), frag) {
+			t.Errorf("parseNetEntry(%q) error %v; want it to mention %q", in, err, frag)
+		}
+	}
+}
+
+func TestMatchAbstract(t *testing.T) {
+	cases := []struct {
+		pat, name string
+		want      bool
+	}{
+		{"foo", "foo", true}, {"foo", "foo2", false}, {"foo", "fo", false},
+		{"*", "", true}, {"*", "\x00\xff", true}, {"a*", "a", true}, {"a*", "ab\x00c", true},
+		{"*b", "aab", true}, {"*b", "aba", false}, {"a*c*e", "abcde", true}, {"a*c*e", "abcd", false},
+		{"a*b*c", "aXbXbXc", true}, {"", "", true}, {"", "x", false},
+	}
+	for _, c := range cases {
+		if got := matchAbstract(c.pat, c.name); got != c.want {
+			t.Errorf("matchAbstract(%q, %q) = %v", c.pat, c.name, got)
+		}
+	}
+	if q := QuoteAbstract("a\x00b\\c"); q != `@a\x00b\\c` {
+		t.Errorf("QuoteAbstract = %s", q)
 	}
 }

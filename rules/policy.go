@@ -24,6 +24,8 @@ type compiled struct {
 	entries           []*entry // the effective rules; an entry's id is its index
 	fs, exec          pathIndex
 	connect, listen   ipIndex
+	connectAbs        []int32 // abstract socket entries, in order
+	listenAbs         []int32
 	domains           domainIndex
 	warnings          []string
 }
@@ -60,6 +62,8 @@ var (
 	noExecDec  = Decision{Rule: "no process.exec pattern matches"}
 	noConnDec  = Decision{Rule: "no network.connect rule matches"}
 	noListDec  = Decision{Rule: "no network.listen rule matches"}
+	noConnAbs  = Decision{Rule: "no network.connect rule matches the abstract socket"}
+	noListAbs  = Decision{Rule: "no network.listen rule matches the abstract socket"}
 )
 
 // Load reads and compiles the rules file at path. Errors name the path as
@@ -246,13 +250,19 @@ func (c *compiled) index() {
 		case kExec:
 			c.exec.add(e.path, id, e.kind)
 		case kConnect:
-			if e.net.domain != "" {
+			if e.net.isAbstract {
+				c.connectAbs = append(c.connectAbs, id)
+			} else if e.net.domain != "" {
 				c.domains.add(e.net.domain, id)
 			} else {
 				c.connect.add(e.net.prefix, e.net.port, id)
 			}
 		case kListen:
-			c.listen.add(e.net.prefix, e.net.port, id)
+			if e.net.isAbstract {
+				c.listenAbs = append(c.listenAbs, id)
+			} else {
+				c.listen.add(e.net.prefix, e.net.port, id)
+			}
 		}
 	}
 }
@@ -480,12 +490,32 @@ func (p *Policy) DomainsFor(host string) []DomainRule {
 }
 
 // ConnectAbstract: may a socket connect or send to this AF_UNIX abstract
-// name (without its leading NUL byte)?
+// name (without its leading NUL byte; any bytes)? Only "@PATTERN" entries
+// of network.connect decide; the first that matches wins.
 func (p *Policy) ConnectAbstract(name string) Decision {
-	return Decision{Rule: "no network.connect rule matches abstract socket @" + name}
+	if p == nil || p.c == nil {
+		return noPolicy
+	}
+	return p.c.matchAbstract(p.c.connectAbs, name, noConnAbs)
 }
 
-// ListenAbstract: may a socket bind this AF_UNIX abstract name?
+// ListenAbstract: may a socket bind this AF_UNIX abstract name? Only
+// "@PATTERN" entries of network.listen decide.
 func (p *Policy) ListenAbstract(name string) Decision {
-	return Decision{Rule: "no network.listen rule matches abstract socket @" + name}
+	if p == nil || p.c == nil {
+		return noPolicy
+	}
+	return p.c.matchAbstract(p.c.listenAbs, name, noListAbs)
+}
+
+func (c *compiled) matchAbstract(ids []int32, name string, none Decision) Decision {
+	if len(name) > maxAbstractName {
+		return badAddr
+	}
+	for _, id := range ids {
+		if e := c.entries[id]; matchAbstract(e.net.abstract, name) {
+			return e.allow
+		}
+	}
+	return none
 }

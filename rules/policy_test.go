@@ -448,3 +448,49 @@ func TestWarningsOnlyForEffectivePolicy(t *testing.T) {
 		t.Errorf("c: %q", w)
 	}
 }
+
+func TestAbstractSockets(t *testing.T) {
+	p := mustParse(t, `baseline = false
+[network]
+connect = ["10.0.0.1:80", "@dbus-*", "@exact"]
+listen  = ["@mine", "127.0.0.1:8080"]
+`, Options{})
+	for _, c := range []struct {
+		name  string
+		allow bool
+		rule  string
+	}{
+		{"dbus-123", true, `network.connect "@dbus-*"`},
+		{"dbus-", true, `network.connect "@dbus-*"`},
+		{"exact", true, `network.connect "@exact"`},
+		{"exact\x00", false, "no network.connect rule matches the abstract socket"},
+		{"mine", false, "no network.connect rule matches the abstract socket"},
+	} {
+		d := p.ConnectAbstract(c.name)
+		if d.Allow != c.allow || d.Rule != c.rule || (c.allow && d.Source == "") {
+			t.Errorf("ConnectAbstract(%q) = %+v", c.name, d)
+		}
+	}
+	if d := p.ListenAbstract("mine"); !d.Allow || d.Rule != `network.listen "@mine"` || d.Source != "rules.toml:4" {
+		t.Errorf("ListenAbstract(mine) = %+v", d)
+	}
+	if d := p.ListenAbstract("dbus-1"); d.Allow {
+		t.Errorf("ListenAbstract(dbus-1) = %+v", d)
+	}
+	// Abstract entries do not leak into address decisions and vice versa.
+	if d := p.Connect(netip.MustParseAddrPort("10.0.0.1:80")); !d.Allow {
+		t.Errorf("Connect = %+v", d)
+	}
+	if d := p.ConnectAbstract("10.0.0.1:80"); d.Allow {
+		t.Errorf("ConnectAbstract(addr) = %+v", d)
+	}
+	var nilP *Policy
+	if nilP.ConnectAbstract("x").Allow || nilP.ListenAbstract("x").Allow {
+		t.Error("nil policy allows")
+	}
+	// Errors name file:line:key.
+	_, err := Parse("rules.toml", []byte("[network]\nconnect = [\"@\"]\n"), Options{})
+	if err == nil || !strings.Contains(err.Error(), `rules.toml:2: network.connect[0]: "@" is "@" alone`) {
+		t.Errorf("error = %v", err)
+	}
+}

@@ -27,6 +27,7 @@ type Event struct {
 	Decision string `json:"decision"`
 	Op       string `json:"op"` // "exec", "open", "connect"
 	Path     string `json:"path,omitempty"`
+	Target   string `json:"target,omitempty"` // second path (rename, link): the one not in Path
 	Flags    string `json:"flags,omitempty"`
 	Address  string `json:"address,omitempty"`
 	Family   string `json:"family,omitempty"`

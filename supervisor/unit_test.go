@@ -120,9 +120,18 @@ func TestDecodeSockaddr(t *testing.T) {
 func FuzzDecoders(f *testing.F) {
 	f.Add([]byte{2, 0, 0, 80, 127, 0, 0, 1})
 	f.Add([]byte("Tgid:\t1\nUid:\t0 0 0 0\nGid:\t0 0 0 0\n"))
+	f.Add([]byte("12 (a) b)) S 1 12 12 0 -1 0 0 0 0 0 0 0 0 0 20 0 1 0 99 0 0"))
+	f.Add([]byte("/proc/self/fd/3"))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		_, _ = decodeSockaddr(b)
 		_, _ = parseStatus(b)
+		_ = parseStatPgrp(b)
+		_, _ = parseStatStart(b)
+		_, _, _ = parseHandoff(b)
+		_, _, _ = parseChildError(b)
+		if p, ok := lexicalPath(string(b), 1, 2); ok && (p == "" || p[0] != '/') {
+			t.Fatalf("lexicalPath(%q) = %q", b, p)
+		}
 		if len(b) >= 8 {
 			_ = openFlagString(uint64(b[0]) | uint64(b[1])<<8 | uint64(b[2])<<16 | uint64(b[3])<<24)
 		}

@@ -396,7 +396,11 @@ func (w *walker) link(fd int, st objStat, c comp, final bool) (e endpoint, done 
 		}
 		return endpoint{fd: fd, owned: true, st: st, comps: w.comps, exists: true}, true, nil
 	}
-	closeFd(fd) // from here on the link is read by name; its fd is not needed
+	// The link's text is read through fd (readlinkat with an empty name on
+	// the O_PATH|O_NOFOLLOW fd), not by name: a rename that replaces the
+	// link after it was opened must not make the read fail (EINVAL on a
+	// directory) or read another link.
+	defer closeFd(fd)
 
 	onProc, procRoot, err := w.curProc()
 	if err != nil {
@@ -434,7 +438,7 @@ func (w *walker) link(fd int, st objStat, c comp, final bool) (e endpoint, done 
 		}
 		body = strconv.Itoa(w.ctx.Pid) + "/task/" + strconv.Itoa(tid)
 	default:
-		body, err = readlinkAt(w.cur, c.name)
+		body, err = readlinkAt(fd, "")
 		if err != nil {
 			return e, false, err
 		}
