@@ -59,6 +59,7 @@ fuzz: deps
 	$(GO) test -run '^$$' -fuzz '^FuzzAddrMatch$$' -fuzztime $(FUZZTIME) ./rules/
 	$(GO) test -run '^$$' -fuzz '^FuzzResolve$$' -fuzztime $(FUZZTIME) ./internal/resolve/
 	$(GO) test -run '^$$' -fuzz '^FuzzDecoders$$' -fuzztime $(FUZZTIME) ./supervisor/
+	$(GO) test -run '^$$' -fuzz '^FuzzMsghdr$$' -fuzztime $(FUZZTIME) ./supervisor/
 
 demo: build fixtures
 	./fixtures/demo.sh
