@@ -171,16 +171,16 @@ func spawnChild(sp *spawnSpec) (pid, pidfd int, err error) {
 }
 
 // parseHandoff decodes a struct vigil_handoff.
-func parseHandoff(b []byte) (pid, fd int, ok bool) {
+func parseHandoff(b []byte) (pid, fd int, killable, ok bool) {
 	if len(b) != int(unsafe.Sizeof(C.struct_vigil_handoff{})) || b[0] != msgListener {
-		return 0, 0, false
+		return 0, 0, false, false
 	}
 	var h C.struct_vigil_handoff
 	copy((*[unsafe.Sizeof(h)]byte)(unsafe.Pointer(&h))[:], b)
 	if h.pid <= 0 || h.fd < 0 {
-		return 0, 0, false
+		return 0, 0, false, false
 	}
-	return int(h.pid), int(h.fd), true
+	return int(h.pid), int(h.fd), h.killable != 0, true
 }
 
 // parseChildError decodes a struct vigil_childerr.

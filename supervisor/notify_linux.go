@@ -436,6 +436,9 @@ type handler func(r *request) Result
 // (its credentials could not be restored).
 func (s *supervisor) handle(n *seccompNotif, pc *procCache) bool {
 	key := replayKey{tid: n.Pid, nr: n.Data.Nr, args: n.Data.Args}
+	if s.replayOff {
+		return s.handleNew(n, pc, key, nil)
+	}
 	for {
 		e, first := s.replays.begin(key)
 		if first {
@@ -444,7 +447,8 @@ func (s *supervisor) handle(n *seccompNotif, pc *procCache) bool {
 		if !s.awaitReplay(e, n.ID) {
 			return true // this notification is gone too: nothing to answer
 		}
-		if res, ok := s.replays.take(key, e); ok {
+		res, ok, busy := s.replays.take(key, e)
+		if ok {
 			err := s.respond(n.ID, &res)
 			s.replays.settle(key, e, err)
 			if err != nil && err != unix.ENOENT {
@@ -452,13 +456,17 @@ func (s *supervisor) handle(n *seccompNotif, pc *procCache) bool {
 			}
 			return true
 		}
-		// The earlier attempt was answered (this is a new call with the
-		// same arguments) or belonged to a recycled thread id; if another
-		// receiver is answering the same thread with it, let it finish.
-		if !notifIDValid(s.listener, n.ID) {
-			return true
+		// The earlier attempt was answered (a sequential caller repeating
+		// the same call is this case: its next call can arrive before the
+		// first attempt's bookkeeping is done), or belonged to a recycled
+		// thread id: then the call is new. If another receiver is
+		// answering the same thread with the kept result, let it finish.
+		if busy {
+			if !notifIDValid(s.listener, n.ID) {
+				return true
+			}
+			time.Sleep(50 * time.Microsecond)
 		}
-		time.Sleep(50 * time.Microsecond)
 	}
 }
 
@@ -486,7 +494,8 @@ func (s *supervisor) handleNew(n *seccompNotif, pc *procCache, key replayKey, e 
 	} else {
 		err = s.respond(n.ID, &res)
 	}
-	if !s.replays.finish(key, e, res, err) && res.action == actInjectFD && res.fd >= 0 {
+	kept := e != nil && s.replays.finish(key, e, res, err)
+	if !kept && res.action == actInjectFD && res.fd >= 0 {
 		unix.Close(res.fd)
 	}
 	if err != nil && err != unix.ENOENT {

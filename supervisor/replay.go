@@ -4,6 +4,7 @@ package supervisor
 
 import (
 	"bytes"
+	"runtime"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -63,6 +64,10 @@ const replayPoll = 2 * time.Millisecond
 // replayed counts results answered to a re-issued call (tests).
 var replayed atomic.Int64
 
+// forceReplay keeps replay on even when the filter has
+// WAIT_KILLABLE_RECV (tests and measurements).
+var forceReplay bool
+
 // disableReplay is for tests that show what replay prevents: every
 // notification is handled as a new call.
 var disableReplay bool
@@ -119,10 +124,16 @@ func (p *replays) finish(k replayKey, e *replayEntry, res Result, err error) boo
 // notification is no longer pending (the caller was interrupted again or
 // killed: then there is nothing to answer and await reports false).
 func (s *supervisor) awaitReplay(e *replayEntry, id uint64) bool {
-	select {
-	case <-e.done:
-		return true
-	default:
+	// The usual case is a sequential caller whose next, identical call
+	// arrives while the first attempt's bookkeeping is finishing:
+	// microseconds. Spin a little before sleeping on the channel.
+	for i := 0; i < 200; i++ {
+		select {
+		case <-e.done:
+			return true
+		default:
+		}
+		runtime.Gosched()
 	}
 	t := time.NewTicker(replayPoll)
 	defer t.Stop()
@@ -140,21 +151,26 @@ func (s *supervisor) awaitReplay(e *replayEntry, id uint64) bool {
 
 // take hands out a kept result for the re-issued call of the same thread;
 // ok is false when there is none (the earlier attempt was answered, or the
-// thread is another one with a recycled id): the call is then new.
-func (p *replays) take(k replayKey, e *replayEntry) (res Result, ok bool) {
+// thread is another one with a recycled id): the call is then new. busy:
+// another receiver is answering the same thread with it right now.
+func (p *replays) take(k replayKey, e *replayEntry) (res Result, ok, busy bool) {
 	p.mu.Lock()
-	if p.m[k] != e || !e.abandoned || e.busy {
+	if e.busy && p.m[k] == e {
 		p.mu.Unlock()
-		return res, false
+		return res, false, true
+	}
+	if p.m[k] != e || !e.abandoned {
+		p.mu.Unlock()
+		return res, false, false
 	}
 	e.busy = true
 	p.mu.Unlock()
 	if start, alive := threadStart(int(k.tid)); !alive || start != e.start {
 		p.drop(k, e)
-		return res, false
+		return res, false, false
 	}
 	replayed.Add(1)
-	return e.res, true
+	return e.res, true, false
 }
 
 // settle records how answering with a kept result went: answered (the

@@ -35,6 +35,9 @@ type supervisor struct {
 	root             int
 	rootIno, rootMnt uint64
 	replays          *replays
+	// replayOff: the filter has WAIT_KILLABLE_RECV, so no call is
+	// re-issued after the supervisor received it (replay.go).
+	replayOff bool
 	// self and pgrp: the supervisor's pid and process group (signal.go).
 	self, pgrp int
 
@@ -169,9 +172,12 @@ func Run(cfg Config) (int, error) {
 	}
 	hc := make(chan handoffResult, 1)
 	go func() {
-		listener, cerr, err := recvListener(parentSock)
+		listener, killable, cerr, err := recvListener(parentSock)
 		if err == nil && listener >= 0 {
 			s.listener = listener
+			// A caller parked in a killable wait is never interrupted
+			// and re-issued: no replay bookkeeping is needed.
+			s.replayOff = killable && !forceReplay
 			s.setSyncWakeUp()
 			s.openRoot()
 			// The child execs the command only after this byte.
@@ -304,7 +310,7 @@ type childFailure struct {
 // vigil_handoff) and holds the fd until the ack, and the supervisor copies
 // it with pidfd_getfd. (SCM_RIGHTS would need sendmsg, which the filter
 // notifies: the child would wait for an answer nobody can give yet.)
-func recvListener(sock int) (int, *childFailure, error) {
+func recvListener(sock int) (int, bool, *childFailure, error) {
 	buf := make([]byte, 64)
 	for {
 		n, err := unix.Read(sock, buf)
@@ -312,27 +318,27 @@ func recvListener(sock int) (int, *childFailure, error) {
 			continue
 		}
 		if err != nil {
-			return -1, nil, err
+			return -1, false, nil, err
 		}
 		if n == 0 {
-			return -1, nil, nil // EOF: the child exited without a word
+			return -1, false, nil, nil // EOF: the child exited without a word
 		}
-		if pid, fd, ok := parseHandoff(buf[:n]); ok {
+		if pid, fd, killable, ok := parseHandoff(buf[:n]); ok {
 			pidfd, err := unix.PidfdOpen(pid, 0)
 			if err != nil {
-				return -1, nil, fmt.Errorf("pidfd_open of the child: %w", err)
+				return -1, false, nil, fmt.Errorf("pidfd_open of the child: %w", err)
 			}
 			l, err := unix.PidfdGetfd(pidfd, fd, 0)
 			unix.Close(pidfd)
 			if err != nil {
-				return -1, nil, fmt.Errorf("pidfd_getfd of the listener: %w", err)
+				return -1, false, nil, fmt.Errorf("pidfd_getfd of the listener: %w", err)
 			}
-			return l, nil, nil
+			return l, killable, nil, nil
 		}
 		if stage, errno, ok := parseChildError(buf[:n]); ok {
-			return -1, &childFailure{stage, errno}, nil
+			return -1, false, &childFailure{stage, errno}, nil
 		}
-		return -1, nil, fmt.Errorf("unexpected handoff message")
+		return -1, false, nil, fmt.Errorf("unexpected handoff message")
 	}
 }
 

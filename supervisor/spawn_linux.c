@@ -254,6 +254,7 @@ static __attribute__((noreturn)) void child(const struct vigil_spawn *s) {
 	h.tag = 'L';
 	h.pid = (int32_t)syscall(SYS_getpid);
 	h.fd = (int32_t)listener;
+	h.killable = (flags & SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV) != 0;
 	int lfd = (int)listener;
 	ssize_t r;
 	do {

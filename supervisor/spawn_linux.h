@@ -32,6 +32,7 @@ struct vigil_handoff {
 	char pad[3];
 	int32_t pid;
 	int32_t fd;
+	int32_t killable; // the filter has WAIT_KILLABLE_RECV
 };
 
 // Everything the child needs, in C memory, prepared before the fork.

@@ -127,7 +127,7 @@ func FuzzDecoders(f *testing.F) {
 		_, _ = parseStatus(b)
 		_ = parseStatPgrp(b)
 		_, _ = parseStatStart(b)
-		_, _, _ = parseHandoff(b)
+		_, _, _, _ = parseHandoff(b)
 		_, _, _ = parseChildError(b)
 		if p, ok := lexicalPath(string(b), 1, 2); ok && (p == "" || p[0] != '/') {
 			t.Fatalf("lexicalPath(%q) = %q", b, p)
