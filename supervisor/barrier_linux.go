@@ -3,9 +3,15 @@
 package supervisor
 
 import (
+	"bytes"
 	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
 
 	"golang.org/x/sys/unix"
+
+	"vigil/internal/resolve"
 )
 
 const wNoThread = 0x20000000 // __WNOTHREAD
@@ -104,7 +110,11 @@ func (b *execBarrier) await(s *supervisor, res *Result) {
 				if killed {
 					continue
 				}
-				if b.loadedIsAllowed(wpid) {
+				ok, why := b.verify(wpid)
+				if ok {
+					if barrierVerifiedHook != nil {
+						barrierVerifiedHook(wpid, b.want)
+					}
 					_ = ptraceRaw(unix.PTRACE_DETACH, wpid, 0, 0)
 					return
 				}
@@ -112,8 +122,7 @@ func (b *execBarrier) await(s *supervisor, res *Result) {
 				_ = unix.Kill(wpid, unix.SIGKILL)
 				ev := &Event{
 					Decision: DecisionKill, Op: "exec", Path: b.want.path, Pid: b.tgid,
-					Exe: exePath(wpid), Rule: "the loaded program is not the file that was allowed",
-					Mode: s.policy.Mode().String(),
+					Exe: exePath(wpid), Rule: why, Mode: s.policy.Mode().String(),
 				}
 				s.audit.Log(*ev)
 				// Keep waiting: the exit comes next.
@@ -137,10 +146,232 @@ func (b *execBarrier) await(s *supervisor, res *Result) {
 	}
 }
 
-func (b *execBarrier) loadedIsAllowed(pid int) bool {
+// barrierVerifiedHook, when set (tests only), runs after the barrier has
+// verified a new image and before it lets it run.
+var barrierVerifiedHook func(pid int, t execTarget)
+
+// verify checks the new image of pid, stopped at PTRACE_EVENT_EXEC: nothing
+// of it has run, its old threads are gone and nobody else shares its
+// memory, so what it holds (its exe, its argv) can no longer change.
+func (b *execBarrier) verify(pid int) (bool, string) {
+	loaderOpens.drop(pid)
 	var st unix.Stat_t
-	if err := unix.Stat("/proc/"+strconv.Itoa(pid)+"/exe", &st); err != nil {
-		return false
+	if err := unix.Stat("/proc/"+strconv.Itoa(pid)+"/exe", &st); err != nil ||
+		uint64(st.Dev) != b.want.dev || st.Ino != b.want.ino {
+		return false, "the loaded program is not the file that was allowed"
 	}
-	return uint64(st.Dev) == b.want.dev && st.Ino == b.want.ino
+	if !b.want.loader {
+		return true, ""
+	}
+	// The dynamic loader run as a command: the program it will run is
+	// the one its argv names now.
+	const ruleProg = "the program the dynamic loader runs is not the file that was allowed"
+	argv, trunc, err := readCmdline(pid)
+	if err != nil {
+		return false, ruleProg + ": argv cannot be read"
+	}
+	i, ok := loaderProgram(argv)
+	if !ok {
+		if trunc {
+			return false, ruleProg + ": argv too long"
+		}
+		return true, "" // only options: it runs nothing
+	}
+	want := b.want.prog
+	prog := argv[i]
+	if want == nil || !strings.Contains(prog, "/") {
+		return false, ruleProg
+	}
+	dev, ino, err := resolveInProcess(pid, prog)
+	if err != nil || dev != want.dev || ino != want.ino {
+		return false, ruleProg
+	}
+	// It opens the program by that name later: a rename or a symlink
+	// swapped in meanwhile is caught at that open (checkLoaderOpen).
+	if err := loaderOpens.expect(pid, prog, want); err != nil {
+		return false, ruleProg + ": " + err.Error()
+	}
+	return true, ""
+}
+
+// readCmdline returns the argv of a process (a prefix when longer than
+// maxArgvBytes).
+func readCmdline(pid int) ([]string, bool, error) {
+	fd, err := unix.Open("/proc/"+strconv.Itoa(pid)+"/cmdline", unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, false, err
+	}
+	defer unix.Close(fd)
+	buf := make([]byte, maxArgvBytes+1)
+	n, err := readFull(fd, buf)
+	if err != nil {
+		return nil, false, err
+	}
+	return splitCmdline(buf[:n], maxArgvBytes)
+}
+
+// splitCmdline splits /proc/PID/cmdline; more than max bytes is truncated
+// (the last, possibly partial, argument dropped).
+func splitCmdline(b []byte, max int) ([]string, bool, error) {
+	trunc := len(b) > max
+	if trunc {
+		b = b[:max]
+		if i := bytes.LastIndexByte(b, 0); i >= 0 {
+			b = b[:i+1]
+		} else {
+			b = nil
+		}
+	}
+	if len(b) == 0 {
+		return []string{""}, trunc, nil
+	}
+	if b[len(b)-1] != 0 {
+		return nil, false, unix.EINVAL
+	}
+	return strings.Split(string(b[:len(b)-1]), "\x00"), trunc, nil
+}
+
+// resolveInProcess resolves name as process pid's open() would, and
+// returns the device and inode it names (a regular file reachable by a
+// path only).
+func resolveInProcess(pid int, name string) (uint64, uint64, error) {
+	p := "/proc/" + strconv.Itoa(pid) + "/"
+	root, err := unix.Open(p+"root", unix.O_PATH|unix.O_CLOEXEC|unix.O_DIRECTORY, 0)
+	if err != nil {
+		return 0, 0, err
+	}
+	defer unix.Close(root)
+	ctx := resolve.Context{Pid: pid, Tid: pid, Root: root, Dir: -1}
+	if !strings.HasPrefix(name, "/") {
+		cwd, err := unix.Open(p+"cwd", unix.O_PATH|unix.O_CLOEXEC, 0)
+		if err != nil {
+			return 0, 0, err
+		}
+		defer unix.Close(cwd)
+		ctx.Dir = cwd
+	}
+	res, err := resolvePath(ctx, name, 0)
+	if err != nil {
+		return 0, 0, err
+	}
+	if res.Kind != resolve.Path || !res.Exists || res.Mode&unix.S_IFMT != unix.S_IFREG {
+		return 0, 0, unix.EACCES
+	}
+	return res.Dev, res.Ino, nil
+}
+
+// loaderExpectation: process pid (a dynamic loader run as a command) must
+// open exactly path and get the file that was allowed.
+type loaderExpectation struct {
+	path  string
+	want  loaderProgramTarget
+	pidfd int // tells a live process from a recycled pid
+}
+
+// loaderOpens holds the expectations of loaders between their exec and
+// their open of the program. Pids are unique system-wide, so one registry
+// serves every supervisor in the process.
+var loaderOpens = &loaderRegistry{m: map[int]*loaderExpectation{}}
+
+type loaderRegistry struct {
+	n  atomic.Int32 // len(m), for a lock-free fast path in every open
+	mu sync.Mutex
+	m  map[int]*loaderExpectation
+}
+
+func (l *loaderRegistry) expect(pid int, path string, want *loaderProgramTarget) error {
+	pfd, err := unix.PidfdOpen(pid, 0)
+	if err != nil {
+		return err
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if len(l.m) >= 64 {
+		for p, x := range l.m {
+			if !pidfdAlive(x.pidfd) {
+				l.removeLocked(p)
+			}
+		}
+	}
+	l.removeLocked(pid)
+	l.m[pid] = &loaderExpectation{path: path, want: *want, pidfd: pfd}
+	l.n.Store(int32(len(l.m)))
+	return nil
+}
+
+func (l *loaderRegistry) drop(pid int) {
+	if l.n.Load() == 0 {
+		return
+	}
+	l.mu.Lock()
+	l.removeLocked(pid)
+	l.mu.Unlock()
+}
+
+func (l *loaderRegistry) removeLocked(pid int) {
+	if x, ok := l.m[pid]; ok {
+		unix.Close(x.pidfd)
+		delete(l.m, pid)
+		l.n.Store(int32(len(l.m)))
+	}
+}
+
+// take returns pid's expectation for an open of path, removing it when
+// remove is set. A stale one (its process gone, the pid recycled) is
+// dropped.
+func (l *loaderRegistry) take(pid int, path string, remove bool) (loaderExpectation, bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	x, ok := l.m[pid]
+	if !ok {
+		return loaderExpectation{}, false
+	}
+	if !pidfdAlive(x.pidfd) {
+		l.removeLocked(pid)
+		return loaderExpectation{}, false
+	}
+	if x.path != path {
+		return loaderExpectation{}, false
+	}
+	v := *x
+	if remove {
+		l.removeLocked(pid)
+	}
+	return v, true
+}
+
+func pidfdAlive(pidfd int) bool {
+	return unix.PidfdSendSignal(pidfd, 0, nil, 0) != unix.ESRCH
+}
+
+// checkLoaderOpen is called (deferred) by handleOpen with the answer it
+// computed. When the caller is a dynamic loader that the barrier let run a
+// program and this is its open of exactly that program's name, the file it
+// gets must be the one that was allowed: a rename or symlink swap after the
+// barrier's check would otherwise have the loader map another program. A
+// mismatch is denied (EACCES: the loader reports the error and exits).
+func (r *request) checkLoaderOpen(path string, out *Result) {
+	if loaderOpens.n.Load() == 0 || r.st == nil {
+		return
+	}
+	tgid := r.st.tgid
+	if out.action != actInjectFD {
+		// Nothing to map was handed over: keep watching (the open is
+		// checked only when it yields a file).
+		return
+	}
+	x, ok := loaderOpens.take(tgid, path, true)
+	if !ok {
+		return
+	}
+	var st unix.Stat_t
+	if err := unix.Fstat(out.fd, &st); err == nil && uint64(st.Dev) == x.want.dev && st.Ino == x.want.ino {
+		return
+	}
+	unix.Close(out.fd)
+	*out = Errno(unix.EACCES).withEvent(&Event{
+		Decision: DecisionDeny, Op: "exec", Path: x.want.path, Pid: tgid,
+		Rule:   "the program the dynamic loader opens is not the file that was allowed",
+		Detail: "opened " + path,
+	})
 }

@@ -153,15 +153,3 @@ func TestSlowOpenDoesNotStall(t *testing.T) {
 	}
 	t.Log(strings.TrimSpace(r.stdout))
 }
-
-// TestExecUnverifiable: a caller that is already traced cannot be seized
-// for the exec barrier; the exec is denied (fail closed).
-func TestExecUnverifiable(t *testing.T) {
-	// Inside, ptrace is refused in BPF, so a caller can no longer trace
-	// itself out of the barrier's reach.
-	pol := newPolicy()
-	r := supervise(t, pol, fixture("vtool"), "tracedexec", fixture("hello"))
-	expectErr(t, r, "EPERM")
-	// TODO(issue 4): the fail-closed path (ruleNoPtrace) with a tracer
-	// from outside the supervisor.
-}

@@ -258,11 +258,14 @@ func toErrno(err error) unix.Errno {
 	return unix.EACCES
 }
 
-func handleOpen(r *request) Result {
+func handleOpen(r *request) (out Result) {
 	c, e := decodeOpen(r)
 	if e != 0 {
 		return Errno(e)
 	}
+	// barrier_linux.go: a dynamic loader's open of the program it runs
+	// must yield the file that was allowed.
+	defer r.checkLoaderOpen(c.path, &out)
 	st, err := r.quickStatus(c.flags&(unix.O_CREAT|oTmpfileFlag) != 0)
 	if err != nil {
 		return Errno(unix.EACCES)
