@@ -152,7 +152,7 @@ func (r *request) bindUnixPath(s sockInfo, p string, ev *Event) Result {
 		if res.Kind != resolve.Path {
 			d = rules.Decision{Rule: "an AF_UNIX address through a /proc magic link is not supported"}
 		} else {
-			d = r.s.policy.Open(res.Path, rules.Write, r.caller())
+			d = r.decidePath(res.Path, rules.Write)
 		}
 		deny, logged := r.s.judge(ev, d)
 		if deny || res.Kind != resolve.Path {

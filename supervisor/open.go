@@ -307,7 +307,7 @@ func handleOpen(r *request) (out Result) {
 			magicOK = false
 			d = rules.Decision{Rule: "open of a /proc magic link other than the caller's own /proc/self/fd/N is not supported"}
 		} else {
-			d = r.s.policy.Open(res.Path, acc, r.caller())
+			d = r.decidePath(res.Path, acc)
 		}
 		var deny bool
 		if deny, ev = r.s.judge(ev, d); deny {
@@ -427,7 +427,7 @@ func (r *request) lexicalOpen(c openCall, ctx resolve.Context, acc rules.Access,
 	if !ok {
 		return res, false, false
 	}
-	d := r.s.policy.Open(p, acc, r.caller())
+	d := r.decidePath(p, acc)
 	if !d.Allow {
 		return res, false, false
 	}

@@ -561,7 +561,7 @@ func (r *request) pcDecide(e *pcEnd) rules.Decision {
 	case e.magic:
 		return rules.Decision{Rule: "object without a path, not open for writing"}
 	}
-	return r.s.policy.Open(e.res.Path, rules.Write, r.caller())
+	return r.decidePath(e.res.Path, rules.Write)
 }
 
 func (c *pcCall) detail() string {

@@ -63,6 +63,10 @@ func (r Result) withEvent(e *Event) Result { r.Event = e; return r }
 func (s *supervisor) judge(ev *Event, d rules.Decision) (deny bool, logged *Event) {
 	ev.Rule, ev.Source = d.Rule, d.Source
 	switch {
+	case !d.Allow && d.Rule == ruleSupervisorProc:
+		// Not the policy's to relax: audit mode denies it too.
+		ev.Decision = DecisionDeny
+		return true, ev
 	case !d.Allow && s.policy.Mode() != rules.Audit:
 		ev.Decision = DecisionDeny
 		return true, ev

@@ -5,8 +5,14 @@ package supervisor
 import (
 	"os"
 	"path/filepath"
+	"runtime"
+	"strconv"
 	"strings"
 	"testing"
+
+	"golang.org/x/sys/unix"
+
+	"vigil/rules"
 )
 
 // TestSideDoors: every way around the supervisor that the filter or the
@@ -21,6 +27,11 @@ func TestSideDoors(t *testing.T) {
 	pol := newPolicy()
 	pol.read = append(pol.read, allowed)
 	sd := fixture("sidedoor")
+	// A thread of the supervisor (this process) other than the leader, for
+	// the calls that accept any thread id: one held by a goroutine locked
+	// to it for the whole test (receiver threads come and go).
+	tid := stableThread(t)
+	t.Setenv("SIDEDOOR_TID", tid)
 	cases := []struct {
 		args []string
 		want string // "OK" or an errno name
@@ -59,7 +70,10 @@ func TestSideDoors(t *testing.T) {
 		{[]string{"bpf"}, "EPERM"},
 		{[]string{"perf_event_open"}, "EPERM"},
 		{[]string{"prctl_mm"}, "EPERM"},
-		{[]string{"other"}, "OK"}, // a thread other than the leader: kill_thread and tkill aim at it
+		{[]string{"procsup"}, "EACCES"},       // the policy allows /proc/: closed anyway
+		{[]string{"procsupthread"}, "EACCES"}, // through a thread's /proc/<tid>
+		{[]string{"procsupdir"}, "EACCES"},    // no /proc/<pid> fd to use as a pidfd
+		{[]string{"procown"}, "OK"},
 		{[]string{"alive"}, "OK"},
 	}
 	for _, c := range cases {
@@ -84,8 +98,27 @@ func TestSideDoors(t *testing.T) {
 				if len(ev) == 0 || ev[len(ev)-1].Op != "signal" || ev[len(ev)-1].Rule != ruleSignalSupervisor {
 					t.Fatalf("no signal denial in the audit: %s", r.audit)
 				}
+				if (c.args[0] == "kill_thread" || c.args[0] == "tkill") && !strings.Contains(ev[len(ev)-1].Detail, "("+tid+",") {
+					t.Fatalf("not aimed at thread %s: %s", tid, ev[len(ev)-1].Detail)
+				}
 			}
 		})
+	}
+	t.Run("closed in audit mode too", func(t *testing.T) {
+		ap := newPolicy()
+		ap.mode = rules.Audit
+		r := supervise(t, ap, sd, "procsup")
+		expectErr(t, r, "EACCES")
+		ev := auditEvents(t, r)
+		if len(ev) == 0 || ev[len(ev)-1].Rule != ruleSupervisorProc || ev[len(ev)-1].Decision != DecisionDeny {
+			t.Fatalf("want a deny with %q: %s", ruleSupervisorProc, r.audit)
+		}
+	})
+	// The child shared the supervisor's memory map until its execve and
+	// made it dumpable for the handoff: the supervisor must be
+	// non-dumpable again once the command runs.
+	if d, err := unix.PrctlRetInt(unix.PR_GET_DUMPABLE, 0, 0, 0, 0); err != nil || d != 0 {
+		t.Fatalf("supervisor dumpable=%d (%v) after runs, want 0", d, err)
 	}
 	b, err := os.ReadFile(allowed)
 	must(t, err)
@@ -108,4 +141,29 @@ func TestParseStat(t *testing.T) {
 	if g := parseStatPgrp([]byte("garbage")); g != -1 {
 		t.Fatal(g)
 	}
+}
+
+// stableThread returns the id of an OS thread of this process, not the
+// leader, that lives until the test ends.
+func stableThread(t *testing.T) string {
+	t.Helper()
+	done := make(chan struct{})
+	t.Cleanup(func() { close(done) })
+	for i := 0; i < 10; i++ {
+		ch := make(chan int)
+		go func() {
+			runtime.LockOSThread()
+			tid := unix.Gettid()
+			ch <- tid
+			// Keep the thread, the leader too (so that the next try
+			// gets another one); it is released at the end of the test.
+			<-done
+			runtime.UnlockOSThread()
+		}()
+		if tid := <-ch; tid != os.Getpid() {
+			return strconv.Itoa(tid)
+		}
+	}
+	t.Fatal("no thread other than the leader")
+	return ""
 }
