@@ -147,15 +147,8 @@ func (r *request) bindUnixPath(s sockInfo, p string, ev *Event) Result {
 		if err != nil {
 			return Errno(toErrno(err))
 		}
-		ev.Path, ev.Address = res.Path, "unix:"+res.Path
-		var d rules.Decision
-		if res.Kind != resolve.Path {
-			d = rules.Decision{Rule: "an AF_UNIX address through a /proc magic link is not supported"}
-		} else {
-			d = r.decidePath(res.Path, rules.Write)
-		}
-		deny, logged := r.s.judge(ev, d)
-		if deny || res.Kind != resolve.Path {
+		deny, logged := r.judgeUnixPath(ev, res)
+		if deny {
 			return Errno(unix.EACCES).withEvent(ev)
 		}
 		if res.Exists {

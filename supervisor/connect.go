@@ -134,15 +134,8 @@ func (r *request) vetUnixPath(op, p string, ev *Event) (t target, _ *Event, res 
 			x := Errno(toErrno(err))
 			return t, nil, &x
 		}
-		ev.Path, ev.Address = res.Path, "unix:"+res.Path
-		var d rules.Decision
-		if res.Kind != resolve.Path {
-			d = rules.Decision{Rule: "an AF_UNIX address through a /proc magic link is not supported"}
-		} else {
-			d = r.decidePath(res.Path, rules.Write)
-		}
-		deny, logged := r.s.judge(ev, d)
-		if deny || res.Kind != resolve.Path {
+		deny, logged := r.judgeUnixPath(ev, res)
+		if deny {
 			x := Errno(unix.EACCES).withEvent(ev)
 			return t, nil, &x
 		}
@@ -265,4 +258,17 @@ func splitPath(p string) (dir, base string) {
 		dir = "/"
 	}
 	return path.Clean(dir), base
+}
+
+// judgeUnixPath decides an AF_UNIX socket path (connect, send, bind): a
+// write of the resolved path; one reached only through a /proc magic link
+// is refused. deny also covers that case in audit mode.
+func (r *request) judgeUnixPath(ev *Event, res resolve.Result) (deny bool, logged *Event) {
+	ev.Path, ev.Address = res.Path, "unix:"+res.Path
+	if res.Kind != resolve.Path {
+		r.s.judge(ev, rules.Decision{Rule: "an AF_UNIX address through a /proc magic link is not supported"})
+		ev.Decision = DecisionDeny // cannot be emulated, even in audit mode
+		return true, ev
+	}
+	return r.s.judge(ev, r.decidePath(res.Path, rules.Write))
 }
