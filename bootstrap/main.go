@@ -1,11 +1,22 @@
 // Command bootstrap runs a program under Vigil's supervisor.
 //
+//	bootstrap                        (Lambda custom runtime)
+//	bootstrap RUNTIME [ARGS...]      (AWS_LAMBDA_EXEC_WRAPPER)
 //	bootstrap --rules FILE [--mode enforce|audit] [--function NAME] -- CMD [ARGS...]
 //	bootstrap --check FILE [--function NAME]
 //
 // It exits with CMD's status (128+N if CMD died of signal N). If the policy
 // does not load or the filter cannot be installed, CMD does not run and the
 // exit status is 2, with one line on stderr.
+//
+// With no arguments, or a first argument that does not start with "-", it
+// is a Lambda runtime (see lambda.go): the policy is $VIGIL_RULES, else
+// $LAMBDA_TASK_ROOT/rules.toml (default /var/task), else
+// /opt/vigil/rules.toml; the runtime is RUNTIME ARGS..., else [runtime]
+// command from the policy, else $VIGIL_RUNTIME. Under Lambda
+// (AWS_LAMBDA_RUNTIME_API set) a failure to start is reported as an init
+// error and the Runtime API is proxied so that audit lines carry the
+// request id.
 package main
 
 import (
@@ -21,7 +32,9 @@ import (
 )
 
 const usage = `usage: bootstrap --rules FILE [--mode enforce|audit] [--function NAME] -- CMD [ARGS...]
-       bootstrap --check FILE [--function NAME]`
+       bootstrap --check FILE [--function NAME]
+       bootstrap                     (Lambda custom runtime; needs AWS_LAMBDA_RUNTIME_API)
+       bootstrap RUNTIME [ARGS...]   (Lambda exec wrapper)`
 
 type options struct {
 	rules, check, mode, function string
@@ -77,6 +90,9 @@ func main() {
 }
 
 func run(args []string) int {
+	if len(args) == 0 || !strings.HasPrefix(args[0], "-") {
+		return runLambda(args)
+	}
 	lw := supervisor.NewLineWriter(os.Stderr)
 	log := supervisor.NewLogger(lw, hclog.Info).Named("bootstrap")
 

@@ -54,6 +54,7 @@ type rawFile struct {
 	baseline          bool
 	logAllowed        bool
 	allowWritableExec bool
+	runtimeCommand    []string // [runtime] command
 	lists             [nKinds][]rawEntry
 	sections          []*rawSection
 }
@@ -66,6 +67,7 @@ const (
 	leafMode
 	leafBool
 	leafList
+	leafCommand // [runtime] command: an array of non-empty strings
 )
 
 type schemaNode struct {
@@ -94,7 +96,7 @@ var schemaRoot = func() *schemaNode {
 			"network":    nw(),
 		}}
 	return &schemaNode{
-		hint: `the top level takes mode, baseline, log_allowed, [process], [filesystem], [network] and [functions."NAME"]`,
+		hint: `the top level takes mode, baseline, log_allowed, [process], [filesystem], [network], [runtime] and [functions."NAME"]`,
 		kids: map[string]*schemaNode{
 			"mode":        {leaf: leafMode},
 			"baseline":    {leaf: leafBool},
@@ -104,6 +106,8 @@ var schemaRoot = func() *schemaNode {
 			"filesystem": fs(),
 			"network":    nw(),
 			"functions":  {hint: `functions holds [functions."NAME"] tables`, anyKid: section},
+			"runtime": {hint: "runtime takes command", kids: map[string]*schemaNode{
+				"command": {leaf: leafCommand}}},
 		}}
 }()
 
@@ -352,6 +356,34 @@ func (d *decoder) leafValue(m map[string]any, k []string, n *schemaNode) {
 			d.raw.logAllowed = b
 		case "allow_writable_exec":
 			d.raw.allowWritableExec = b
+		}
+	case leafCommand:
+		arr, ok := v.([]any)
+		if !ok || len(arr) == 0 {
+			d.errorf(line, key, `must be a non-empty array of strings, the runtime's command and arguments, like ["/var/task/handler"], not %s`, typeName(v))
+			return
+		}
+		lines := d.pos.elems[id]
+		cmd := make([]string, 0, len(arr))
+		bad := false
+		for i, e := range arr {
+			eline := line
+			if i < len(lines) {
+				eline = lines[i]
+			}
+			s, ok := e.(string)
+			switch {
+			case !ok:
+				d.errorf(eline, fmt.Sprintf("%s[%d]", key, i), "must be a string, not %s", typeName(e))
+				bad = true
+			case s == "" || strings.ContainsRune(s, 0):
+				d.errorf(eline, fmt.Sprintf("%s[%d]", key, i), "must be a non-empty string without NUL bytes")
+				bad = true
+			}
+			cmd = append(cmd, s)
+		}
+		if !bad {
+			d.raw.runtimeCommand = cmd
 		}
 	case leafList:
 		arr, ok := v.([]any)

@@ -21,6 +21,7 @@ type compiled struct {
 	function          string
 	logAllowed        bool
 	allowWritableExec bool
+	runtimeCommand    []string // [runtime] command
 	entries           []*entry // the effective rules; an entry's id is its index
 	fs, exec          pathIndex
 	connect, listen   ipIndex
@@ -114,6 +115,7 @@ func Parse(filename string, data []byte, opt Options) (*Policy, error) {
 		function:          opt.Function,
 		logAllowed:        raw.logAllowed,
 		allowWritableExec: raw.allowWritableExec,
+		runtimeCommand:    raw.runtimeCommand,
 		entries:           b.active,
 		warnings:          b.warnings,
 	}
@@ -288,6 +290,16 @@ func (p *Policy) WithMode(m Mode) *Policy {
 
 // LogAllowed reports whether allowed decisions are logged too (log_allowed).
 func (p *Policy) LogAllowed() bool { return p != nil && p.c != nil && p.c.logAllowed }
+
+// RuntimeCommand is the [runtime] command of the file: the program (and
+// its arguments) the bootstrap runs as the Lambda runtime when it is the
+// custom runtime. nil when the file has none. The caller gets a copy.
+func (p *Policy) RuntimeCommand() []string {
+	if p == nil || p.c == nil {
+		return nil
+	}
+	return slices.Clone(p.c.runtimeCommand)
+}
 
 // Function is the function name the policy was selected for (may be "").
 func (p *Policy) Function() string {

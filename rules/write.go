@@ -64,6 +64,13 @@ func (p *Policy) WriteTOML(w io.Writer) error {
 	}
 	section("filesystem", kRead, kWrite, kDeny)
 	section("network", kConnect, kListen)
+	if len(c.runtimeCommand) > 0 {
+		q := make([]string, len(c.runtimeCommand))
+		for i, a := range c.runtimeCommand {
+			q[i] = tomlQuote(a)
+		}
+		pr("\n[runtime]\ncommand = [", strings.Join(q, ", "), "]\n")
+	}
 	return bw.Flush()
 }
 

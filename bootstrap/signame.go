@@ -1,0 +1,5 @@
+package main
+
+import "syscall"
+
+func signalName(n int) string { return syscall.Signal(n).String() }

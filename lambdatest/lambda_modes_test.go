@@ -1,0 +1,306 @@
+package lambdatest
+
+import (
+	"bufio"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// Tests of the bootstrap's Lambda modes (custom runtime and exec wrapper)
+// under the real RIE: the Runtime API proxy, request ids on audit lines,
+// init errors and crashes.
+
+// buildBootstrap builds bin/bootstrap (cgo, libseccomp) into a temp dir.
+func buildBootstrap(t *testing.T) string {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("the supervisor's tests here run as root")
+	}
+	bin := filepath.Join(t.TempDir(), "bootstrap")
+	cmd := exec.Command("go", "build", "-o", bin, "./bootstrap")
+	cmd.Dir = repoRoot
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("go build ./bootstrap: %v\n%s", err, out)
+	}
+	return bin
+}
+
+// writeRules writes a rules.toml into dir and returns its path.
+func writeRules(t *testing.T, dir, text string) string {
+	t.Helper()
+	path := filepath.Join(dir, "rules.toml")
+	if err := os.WriteFile(path, []byte(text), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// auditLines returns the audit lines (JSON with a "vigil" object and a
+// "decision") in RIE's output.
+func auditLines(out string) []map[string]any {
+	var lines []map[string]any
+	sc := bufio.NewScanner(strings.NewReader(out))
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	for sc.Scan() {
+		l := strings.TrimSpace(sc.Text())
+		if !strings.HasPrefix(l, "{") || !strings.Contains(l, `"decision"`) {
+			continue
+		}
+		var m map[string]any
+		if json.Unmarshal([]byte(l), &m) != nil {
+			continue
+		}
+		if v, ok := m["vigil"].(map[string]any); ok && v["decision"] != nil {
+			lines = append(lines, m)
+		}
+	}
+	return lines
+}
+
+// waitAudit waits for an audit line about path (or address) and returns it.
+func waitAudit(r *RIE, op, object string, timeout time.Duration) map[string]any {
+	deadline := time.Now().Add(timeout)
+	for {
+		for _, m := range auditLines(r.Output()) {
+			v := m["vigil"].(map[string]any)
+			if v["op"] == op && (v["path"] == object || v["address"] == object) {
+				return m
+			}
+		}
+		if time.Now().After(deadline) {
+			return nil
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// TestVigilCustomRuntimeGo runs the Go fixture as a custom runtime under
+// Vigil (bootstrap with no arguments, [runtime] command in rules.toml):
+// allowed actions work, a denied open and a denied exec return EACCES in
+// the function's answer, and stderr carries audit lines with the request id
+// of the invocation and the function name. A crash mid-invocation fails
+// that invocation (Runtime.ExitError) and the next one works.
+func TestVigilCustomRuntimeGo(t *testing.T) {
+	f := fixtureNamed(t, "go")
+	needFixture(t, f)
+	boot := buildBootstrap(t)
+	dir := t.TempDir()
+	allowed := filepath.Join(dir, "allowed.txt")
+	secret := filepath.Join(dir, "secret.txt")
+	for _, p := range []string{allowed, secret} {
+		if err := os.WriteFile(p, []byte("content of "+filepath.Base(p)+"\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	marker := filepath.Join(dir, "ran")
+	rules := writeRules(t, dir, fmt.Sprintf(`
+mode = "enforce"
+[runtime]
+command = [%q]
+[process]
+exec = [%q, "/usr/bin/echo"]
+allow_writable_exec = true # the fixture is built under /tmp (baseline write)
+[filesystem]
+read = [%q, "/usr/bin/echo"]
+deny = [%q]
+`, f.command[0], f.command[0], f.command[0], secret))
+	r := startRIE(t, Options{Command: []string{boot}, Env: []string{"VIGIL_RULES=" + rules, "FIXTURE_MARKER=" + marker}})
+
+	res := invoke(t, r, "vg-env", map[string]any{"action": "env"})
+	a := answer(t, res)
+	env, _ := a["env"].(map[string]any)
+	api, _ := env["AWS_LAMBDA_RUNTIME_API"].(string)
+	if res.Status != 200 || a["requestId"] != "vg-env" || api == r.RuntimeAPIAddr || !strings.HasPrefix(api, "127.0.0.1:") {
+		t.Errorf("env: %d %s (RIE's Runtime API is %s; the runtime must talk to Vigil's proxy)", res.Status, res.Body, r.RuntimeAPIAddr)
+	}
+	if _, err := os.Stat(marker); err != nil {
+		t.Errorf("the function's code left no marker: %v", err)
+	}
+
+	res = invoke(t, r, "vg-read", map[string]any{"action": "read", "path": allowed})
+	if a := answer(t, res); res.Status != 200 || a["ok"] != true || a["data"] != "content of allowed.txt\n" {
+		t.Errorf("allowed read: %d %s", res.Status, res.Body)
+	}
+	res = invoke(t, r, "vg-exec", map[string]any{"action": "exec", "argv": []string{"/usr/bin/echo", "hi"}})
+	if a := answer(t, res); res.Status != 200 || a["ok"] != true || a["output"] != "hi\n" {
+		t.Errorf("allowed exec: %d %s", res.Status, res.Body)
+	}
+
+	res = invoke(t, r, "vg-deny-read", map[string]any{"action": "read", "path": secret})
+	wantFailure("EACCES", 13)(t, "vigil", r, res, answer(t, res))
+	line := waitAudit(r, "open", secret, 3*time.Second)
+	if line == nil {
+		t.Fatalf("no audit line for the denied open of %s", secret)
+	}
+	v := line["vigil"].(map[string]any)
+	if line["requestId"] != "vg-deny-read" || v["decision"] != "deny" || v["function"] != "test_function" {
+		t.Errorf("audit line for the denied open: %v", line)
+	}
+
+	res = invoke(t, r, "vg-deny-exec", map[string]any{"action": "exec", "argv": []string{"/usr/bin/id"}})
+	wantFailure("EACCES", 13)(t, "vigil", r, res, answer(t, res))
+	if line := waitAudit(r, "exec", "/usr/bin/id", 3*time.Second); line == nil || line["requestId"] != "vg-deny-exec" {
+		t.Errorf("audit line for the denied exec: %v", line)
+	}
+
+	// A crash mid-invocation: Vigil fails the invocation and exits
+	// non-zero; RIE starts the runtime again for the next one.
+	res = invoke(t, r, "vg-crash", map[string]any{"action": "crash"})
+	a = answer(t, res)
+	if res.Status != 502 || a["errorType"] != "Runtime.ExitError" ||
+		a["errorMessage"] != "RequestId: vg-crash Error: Runtime exited with error: exit status 3" {
+		t.Errorf("crash: %d %s", res.Status, res.Body)
+	}
+	if !r.WaitOutput(`the runtime exited mid-invocation`, 3*time.Second) {
+		t.Errorf("Vigil did not log the crash mid-invocation")
+	}
+	res = invoke(t, r, "vg-after", map[string]any{"action": "echo", "after": "crash"})
+	if a := answer(t, res); res.Status != 200 || a["after"] != "crash" {
+		t.Errorf("invoke after the crash: %d %s", res.Status, res.Body)
+	}
+	// Audit lines between invocations carry no stale request id: every
+	// line names an invocation this test sent.
+	for _, l := range auditLines(r.Output()) {
+		if id, _ := l["requestId"].(string); !strings.HasPrefix(id, "vg-") {
+			t.Errorf("audit line without this test's request id: %v", l)
+		}
+	}
+}
+
+// TestVigilInitErrors: a policy that does not load, and a custom runtime
+// without a command, are init errors from RIE (502, Vigil.* errorType, a
+// message that says what to fix) and the function's code never runs.
+func TestVigilInitErrors(t *testing.T) {
+	f := fixtureNamed(t, "go")
+	needFixture(t, f)
+	boot := buildBootstrap(t)
+	for _, tc := range []struct {
+		name, rules, errorType, msg string
+		env                         []string
+	}{
+		{"unknown key", "moed = \"enforce\"\n", "Vigil.PolicyError", "moed: unknown key", []string{"VIGIL_RUNTIME=" + f.command[0]}},
+		{"syntax", "mode = \n", "Vigil.PolicyError", "invalid TOML", []string{"VIGIL_RUNTIME=" + f.command[0]}},
+		{"no runtime command", "mode = \"enforce\"\n", "Vigil.NoRuntimeCommand", "[runtime] command", nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			dir := t.TempDir()
+			marker := filepath.Join(dir, "ran")
+			rules := writeRules(t, dir, tc.rules)
+			env := append([]string{"VIGIL_RULES=" + rules, "FIXTURE_MARKER=" + marker}, tc.env...)
+			r := startRIE(t, Options{Command: []string{boot}, Env: env})
+			for i := range 2 { // RIE retries the init at every invoke
+				res := invoke(t, r, fmt.Sprintf("vg-init-%d", i), map[string]any{"action": "echo"})
+				a := answer(t, res)
+				msg, _ := a["errorMessage"].(string)
+				if res.Status != 502 || a["errorType"] != tc.errorType || !strings.Contains(msg, tc.msg) || !strings.Contains(msg, "function was not started") {
+					t.Errorf("invoke %d: %d %s", i, res.Status, res.Body)
+				}
+			}
+			if _, err := os.Stat(marker); err == nil {
+				t.Errorf("the function's code ran despite the init error")
+			}
+		})
+	}
+}
+
+// TestVigilPolicyLookup: with no VIGIL_RULES the custom runtime reads
+// $LAMBDA_TASK_ROOT/rules.toml and takes its command from VIGIL_RUNTIME.
+func TestVigilPolicyLookup(t *testing.T) {
+	f := fixtureNamed(t, "go")
+	needFixture(t, f)
+	boot := buildBootstrap(t)
+	dir := t.TempDir()
+	writeRules(t, dir, fmt.Sprintf("[process]\nexec = [%q]\nallow_writable_exec = true\n", f.command[0]))
+	r := startRIE(t, Options{Command: []string{boot}, Env: []string{"LAMBDA_TASK_ROOT=" + dir, "VIGIL_RUNTIME=" + f.command[0]}})
+	res := invoke(t, r, "vg-lookup", map[string]any{"action": "echo", "x": 1})
+	if a := answer(t, res); res.Status != 200 || a["x"] != float64(1) {
+		t.Errorf("echo: %d %s", res.Status, res.Body)
+	}
+	if !r.WaitOutput(filepath.Join(dir, "rules.toml"), 2*time.Second) {
+		t.Errorf("Vigil did not say it loaded %s/rules.toml", dir)
+	}
+}
+
+// TestVigilExecWrapperPython runs the Python fixture through the exec
+// wrapper form (bootstrap RUNTIME ARGS..., what AWS_LAMBDA_EXEC_WRAPPER
+// makes Lambda run; RIE does not implement the variable, so the test
+// starts that command itself).
+func TestVigilExecWrapperPython(t *testing.T) {
+	f := fixtureNamed(t, "python")
+	needFixture(t, f)
+	const python = "/usr/bin/python3"
+	if _, err := os.Stat(python); err != nil {
+		t.Skip(python + " is not installed")
+	}
+	boot := buildBootstrap(t)
+	fnDir := filepath.Join(repoRoot, "fixtures", "functions", "python")
+	dir := t.TempDir()
+	secret := filepath.Join(dir, "secret.txt")
+	if err := os.WriteFile(secret, []byte("no\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	marker := filepath.Join(dir, "ran")
+	rules := writeRules(t, dir, fmt.Sprintf(`
+[process]
+exec = ["/usr/bin/python3*"]
+[filesystem]
+read = ["/usr/bin/python3*", %q]
+deny = [%q]
+`, fnDir+"/**", secret))
+	r := startRIE(t, Options{
+		Command: []string{boot, python, filepath.Join(fnDir, "runtime.py")},
+		Env:     []string{"VIGIL_RULES=" + rules, "FIXTURE_MARKER=" + marker},
+	})
+	res := invoke(t, r, "vg-py-echo", map[string]any{"action": "echo", "s": "py"})
+	if a := answer(t, res); res.Status != 200 || a["s"] != "py" {
+		t.Errorf("echo: %d %s", res.Status, res.Body)
+	}
+	res = invoke(t, r, "vg-py-deny", map[string]any{"action": "read", "path": secret})
+	wantFailure("EACCES", 13)(t, "vigil", r, res, answer(t, res))
+	if line := waitAudit(r, "open", secret, 3*time.Second); line == nil || line["requestId"] != "vg-py-deny" {
+		t.Errorf("audit line for the denied open: %v", line)
+	}
+	res = invoke(t, r, "vg-py-exec", map[string]any{"action": "exec", "argv": []string{"/usr/bin/id"}})
+	wantFailure("EACCES", 13)(t, "vigil", r, res, answer(t, res))
+	res = invoke(t, r, "vg-py-env", map[string]any{"action": "env"})
+	a := answer(t, res)
+	env, _ := a["env"].(map[string]any)
+	if api, _ := env["AWS_LAMBDA_RUNTIME_API"].(string); res.Status != 200 || api == r.RuntimeAPIAddr || api == "" {
+		t.Errorf("env: %d %s", res.Status, res.Body)
+	}
+}
+
+// TestVigilFilterError: a Lambda that forbids nested seccomp filters
+// (simulated by an outer filter that makes seccomp(2) fail with EPERM)
+// gets a Vigil.FilterError init error, and the function never runs.
+func TestVigilFilterError(t *testing.T) {
+	f := fixtureNamed(t, "go")
+	needFixture(t, f)
+	boot := buildBootstrap(t)
+	dir := t.TempDir()
+	outer := filepath.Join(dir, "noseccomp")
+	if out, err := exec.Command("gcc", "-O2", "-o", outer, "../fixtures/c/noseccomp.c").CombinedOutput(); err != nil {
+		t.Fatalf("gcc: %v\n%s", err, out)
+	}
+	marker := filepath.Join(dir, "ran")
+	rules := writeRules(t, dir, fmt.Sprintf("[process]\nexec = [%q]\nallow_writable_exec = true\n[runtime]\ncommand = [%q]\n", f.command[0], f.command[0]))
+	r := startRIE(t, Options{Command: []string{outer, boot}, Env: []string{"VIGIL_RULES=" + rules, "FIXTURE_MARKER=" + marker}})
+	for i := range 2 {
+		res := invoke(t, r, fmt.Sprintf("vg-filter-%d", i), map[string]any{"action": "echo"})
+		a := answer(t, res)
+		msg, _ := a["errorMessage"].(string)
+		if res.Status != 502 || a["errorType"] != "Vigil.FilterError" || !strings.Contains(msg, "seccomp") {
+			t.Errorf("invoke %d: %d %s", i, res.Status, res.Body)
+		}
+	}
+	if _, err := os.Stat(marker); err == nil {
+		t.Errorf("the function's code ran without its filter")
+	}
+}
