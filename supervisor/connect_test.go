@@ -112,6 +112,10 @@ func TestAuditModeAndLogAllowed(t *testing.T) {
 	if findEvent(auditEvents(t, r), "audit", "connect", "127.0.0.1:"+badPort) == nil {
 		t.Fatal(r.audit)
 	}
+	// The connect completed; the listener's accept loop counts it soon.
+	for deadline := time.Now().Add(2 * time.Second); badCount.Load() != 1 && time.Now().Before(deadline); {
+		time.Sleep(5 * time.Millisecond)
+	}
 	if badCount.Load() != 1 {
 		t.Fatalf("audit mode must let the connect through (%d)", badCount.Load())
 	}
