@@ -11,10 +11,12 @@ import (
 )
 
 // BenchmarkProxyOverhead measures, in one run, what the Runtime API proxy
-// (proxyrun: the proxy without Vigil's supervisor) adds to Lambda
-// invocations under RIE. For each fixture, each round starts three RIEs
+// (proxyrun: the proxy without Vigil's supervisor) and the whole of Vigil
+// (the bootstrap as exec wrapper: proxy, supervisor, filter) add to Lambda
+// invocations under RIE. For each fixture, each round starts four RIEs
 // side by side: the runtime directly, behind tcprelay (a plain TCP relay:
-// the floor of any extra process in the path) and behind the proxy. It
+// the floor of any extra process in the path), behind the proxy, and under
+// Vigil with a policy that allows the fixture. It
 // times the first invocation of each (cold start: RIE starts the runtime),
 // then cycles warm invocations through the three; the order rotates every
 // round. It prints medians and ratios to direct; b.N is ignored (run it
@@ -24,11 +26,21 @@ import (
 // the counts.
 func BenchmarkProxyOverhead(b *testing.B) {
 	rounds, warm := envInt("VIGIL_BENCH_ROUNDS", 5), envInt("VIGIL_BENCH_WARM", 40)
-	variants := []string{"direct", "tcprelay", "proxy"}
+	variants := []string{"direct", "tcprelay", "proxy", "vigil"}
+	boot := buildBootstrap(b)
 	for _, name := range []string{"go", "python", "node"} {
 		f := fixtureNamed(b, name)
 		b.Run(name, func(b *testing.B) {
 			needFixture(b, f)
+			// Everything readable, the fixture and the interpreters
+			// executable: the cost measured is Vigil's, not a denial's.
+			rules := writeRules(b, b.TempDir(), fmt.Sprintf(`
+[process]
+exec = [%q, "/usr/bin/*", "/usr/local/bin/*", "/root/.pyenv/**"]
+allow_writable_exec = true
+[filesystem]
+read = ["/**"]
+`, f.command[0]))
 			cold := make([][]time.Duration, len(variants))
 			hot := make([][]time.Duration, len(variants))
 			event := []byte(`{"action":"echo","payload":"0123456789abcdef"}`)
@@ -37,10 +49,15 @@ func BenchmarkProxyOverhead(b *testing.B) {
 					f.command,
 					append([]string{tcprelayBin}, f.command...),
 					through(f.command, "-log-level", "warn"),
+					append([]string{boot}, f.command...),
 				}
 				rs := make([]*RIE, len(variants))
 				for i, cmd := range commands {
-					r, err := Start(Options{RIE: rieBin, Command: cmd, Dir: b.TempDir()})
+					var env []string
+					if variants[i] == "vigil" {
+						env = []string{"VIGIL_RULES=" + rules}
+					}
+					r, err := Start(Options{RIE: rieBin, Command: cmd, Dir: b.TempDir(), Env: env})
 					if err != nil {
 						b.Fatal(err)
 					}
@@ -86,6 +103,9 @@ func BenchmarkProxyOverhead(b *testing.B) {
 			b.ReportMetric(float64(wp-wd)/1e3, "warm-overhead-us")
 			b.ReportMetric(ratio(wp, wd), "warm-ratio")
 			b.ReportMetric(ratio(cp, cd), "cold-ratio")
+			wv, cv := median(hot[3]), median(cold[3])
+			b.ReportMetric(float64(wv-wd)/1e3, "vigil-warm-overhead-us")
+			b.ReportMetric(ratio(cv, cd), "vigil-cold-ratio")
 		})
 	}
 }

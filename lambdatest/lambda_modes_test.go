@@ -17,7 +17,7 @@ import (
 // init errors and crashes.
 
 // buildBootstrap builds bin/bootstrap (cgo, libseccomp) into a temp dir.
-func buildBootstrap(t *testing.T) string {
+func buildBootstrap(t testing.TB) string {
 	t.Helper()
 	if os.Geteuid() != 0 {
 		t.Skip("the supervisor's tests here run as root")
@@ -32,7 +32,7 @@ func buildBootstrap(t *testing.T) string {
 }
 
 // writeRules writes a rules.toml into dir and returns its path.
-func writeRules(t *testing.T, dir, text string) string {
+func writeRules(t testing.TB, dir, text string) string {
 	t.Helper()
 	path := filepath.Join(dir, "rules.toml")
 	if err := os.WriteFile(path, []byte(text), 0o644); err != nil {
