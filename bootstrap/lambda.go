@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/hashicorp/go-hclog"
 
@@ -65,8 +66,9 @@ func runtimeCommand(p *rules.Policy, getenv func(string) string) []string {
 // starting the runtime.
 func runLambda(cmd []string) int {
 	upstream := os.Getenv("AWS_LAMBDA_RUNTIME_API")
+	jsonLog := supervisor.LogFormatJSON(os.Getenv)
 	if upstream == "" && len(cmd) == 0 {
-		fmt.Fprintln(os.Stderr, usage)
+		fmt.Fprintf(os.Stderr, "%s\n", supervisor.FormatLine(jsonLog, "ERROR", usage))
 		return 2
 	}
 	lw := supervisor.NewLineWriter(os.Stderr)
@@ -127,8 +129,25 @@ func runLambda(cmd []string) int {
 	auditor.SetFunction(function)
 	env := os.Environ()
 	if proxy != nil {
-		proxy.OnInvoke(func(inv runtimeapi.Invocation) { auditor.SetRequestID(inv.RequestID) })
-		proxy.OnDone(func(runtimeapi.Invocation) { auditor.SetRequestID(proxy.Current().RequestID) })
+		var counter *supervisor.DenialCounter
+		if pol.Metrics() {
+			counter = new(supervisor.DenialCounter)
+			auditor.SetCounter(counter)
+		}
+		proxy.OnInvoke(func(inv runtimeapi.Invocation) {
+			if counter != nil {
+				counter.Take() // denials before this invocation (init) are not its own
+			}
+			auditor.SetRequestID(inv.RequestID)
+		})
+		proxy.OnDone(func(inv runtimeapi.Invocation) {
+			auditor.SetRequestID(proxy.Current().RequestID)
+			if counter != nil {
+				if line := emfLine(time.Now(), function, inv.RequestID, counter.Take()); line != nil {
+					lw.WriteLine(line)
+				}
+			}
+		})
 		env = withEnv(env, "AWS_LAMBDA_RUNTIME_API", childAPI)
 	}
 	log.Info("starting the runtime under Vigil", "policy", path, "mode", pol.Mode().String(), "command", strings.Join(cmd, " "))
@@ -138,6 +157,7 @@ func runLambda(cmd []string) int {
 		Env:     env,
 		Auditor: auditor,
 		Logger:  logger,
+		JSONLog: jsonLog,
 	})
 	if err != nil {
 		errorType, hint := errTypeFilter, "Vigil needs Linux 5.9+ with seccomp user notification; check the kernel and that nothing else (a tracer, a stricter seccomp filter) is in the way"

@@ -53,6 +53,7 @@ type rawFile struct {
 	mode              Mode
 	baseline          bool
 	logAllowed        bool
+	metrics           bool // metrics: EMF denial counts per invocation
 	allowWritableExec bool
 	runtimeCommand    []string // [runtime] command
 	lists             [nKinds][]rawEntry
@@ -96,11 +97,12 @@ var schemaRoot = func() *schemaNode {
 			"network":    nw(),
 		}}
 	return &schemaNode{
-		hint: `the top level takes mode, baseline, log_allowed, [process], [filesystem], [network], [runtime] and [functions."NAME"]`,
+		hint: `the top level takes mode, baseline, log_allowed, metrics, [process], [filesystem], [network], [runtime] and [functions."NAME"]`,
 		kids: map[string]*schemaNode{
 			"mode":        {leaf: leafMode},
 			"baseline":    {leaf: leafBool},
 			"log_allowed": {leaf: leafBool},
+			"metrics":     {leaf: leafBool},
 			"process": {hint: "process takes exec and allow_writable_exec", kids: map[string]*schemaNode{
 				"exec": list(kExec), "allow_writable_exec": {leaf: leafBool}}},
 			"filesystem": fs(),
@@ -354,6 +356,8 @@ func (d *decoder) leafValue(m map[string]any, k []string, n *schemaNode) {
 			d.raw.baseline = b
 		case "log_allowed":
 			d.raw.logAllowed = b
+		case "metrics":
+			d.raw.metrics = b
 		case "allow_writable_exec":
 			d.raw.allowWritableExec = b
 		}

@@ -20,6 +20,7 @@ type compiled struct {
 	file              string
 	function          string
 	logAllowed        bool
+	metrics           bool // metrics = true: EMF denial counts
 	allowWritableExec bool
 	runtimeCommand    []string // [runtime] command
 	entries           []*entry // the effective rules; an entry's id is its index
@@ -114,6 +115,7 @@ func Parse(filename string, data []byte, opt Options) (*Policy, error) {
 		file:              filename,
 		function:          opt.Function,
 		logAllowed:        raw.logAllowed,
+		metrics:           raw.metrics,
 		allowWritableExec: raw.allowWritableExec,
 		runtimeCommand:    raw.runtimeCommand,
 		entries:           b.active,
@@ -290,6 +292,10 @@ func (p *Policy) WithMode(m Mode) *Policy {
 
 // LogAllowed reports whether allowed decisions are logged too (log_allowed).
 func (p *Policy) LogAllowed() bool { return p != nil && p.c != nil && p.c.logAllowed }
+
+// Metrics reports whether Vigil writes a CloudWatch Embedded Metric Format
+// line of denial counts per invocation that had any (metrics = true).
+func (p *Policy) Metrics() bool { return p != nil && p.c != nil && p.c.metrics }
 
 // RuntimeCommand is the [runtime] command of the file: the program (and
 // its arguments) the bootstrap runs as the Lambda runtime when it is the

@@ -35,6 +35,9 @@ func (p *Policy) WriteTOML(w io.Writer) error {
 	pr("\nmode = ", tomlQuote(p.mode.String()), "\n")
 	pr("baseline = false # the baseline's rules are written out below\n")
 	pr("log_allowed = ", boolText(c.logAllowed), "\n")
+	if c.metrics {
+		pr("metrics = true\n")
+	}
 
 	section := func(name string, kinds ...listKind) {
 		pr("\n[", name, "]\n")

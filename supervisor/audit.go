@@ -86,7 +86,44 @@ type Auditor struct {
 	out       *LineWriter
 	requestID atomic.Pointer[string]
 	function  atomic.Pointer[string]
+	counter   atomic.Pointer[DenialCounter]
 	now       func() time.Time
+}
+
+// SetCounter makes later denials (deny and kill decisions) count in c, per
+// op; nil stops counting. Audit-mode "would deny" events are not counted.
+func (a *Auditor) SetCounter(c *DenialCounter) { a.counter.Store(c) }
+
+// DenialCounter counts denials per op ("open", "exec", "connect", ...). Add
+// is lock-free once an op has been seen (one map load and one atomic add);
+// Take reads and resets the counts. It is safe for concurrent use.
+type DenialCounter struct {
+	ops sync.Map // op -> *atomic.Int64
+}
+
+// Add counts one denial of op.
+func (c *DenialCounter) Add(op string) {
+	v, ok := c.ops.Load(op)
+	if !ok {
+		v, _ = c.ops.LoadOrStore(op, new(atomic.Int64))
+	}
+	v.(*atomic.Int64).Add(1)
+}
+
+// Take returns the counts since the last Take (ops with none left out; nil
+// when there were none) and resets them.
+func (c *DenialCounter) Take() map[string]int64 {
+	var out map[string]int64
+	c.ops.Range(func(k, v any) bool {
+		if n := v.(*atomic.Int64).Swap(0); n > 0 {
+			if out == nil {
+				out = make(map[string]int64)
+			}
+			out[k.(string)] = n
+		}
+		return true
+	})
+	return out
 }
 
 // NewAuditor writes audit lines to out.
@@ -115,6 +152,11 @@ func (a *Auditor) Log(e Event) {
 		l.Level, l.Message = "ERROR", "vigil killed the process at "+e.object()
 	default:
 		l.Level, l.Message = "WARN", "vigil denied "+e.object()
+	}
+	if e.Decision == DecisionDeny || e.Decision == DecisionKill {
+		if c := a.counter.Load(); c != nil {
+			c.Add(e.Op)
+		}
 	}
 	if p := a.requestID.Load(); p != nil {
 		l.RequestID = *p
@@ -201,4 +243,37 @@ func (h *hclogAdapter) emit(line []byte) {
 		return
 	}
 	h.out.WriteLine(b)
+}
+
+// LogFormatJSON reports whether Lambda's log format is JSON
+// (AWS_LAMBDA_LOG_FORMAT=JSON, any case). Audit lines and Vigil's own log
+// lines are JSON either way; in JSON mode Vigil's few plain-text lines
+// (the child's "vigil: exec CMD: ..." line, "command not found", usage) are
+// JSON objects too.
+func LogFormatJSON(getenv func(string) string) bool {
+	return strings.EqualFold(strings.TrimSpace(getenv("AWS_LAMBDA_LOG_FORMAT")), "JSON")
+}
+
+// FormatLine returns msg as one log line without its newline: msg itself
+// when jsonFormat is false, else {"timestamp","level","message"} in the
+// shape of the audit lines.
+func FormatLine(jsonFormat bool, level, msg string) []byte {
+	if !jsonFormat {
+		return []byte(msg)
+	}
+	b, err := json.Marshal(&Line{Timestamp: timestamp(time.Now()), Level: level, Message: msg})
+	if err != nil {
+		return []byte(msg)
+	}
+	return b
+}
+
+// jsonLinePrefix returns the start of a JSON line whose message begins with
+// msg and whose end the caller writes (more message text, then `"}`):
+// {"timestamp":...,"level":level,"message":"msg. msg must be short enough
+// for the caller's buffer; the text appended must need no JSON escaping.
+func jsonLinePrefix(level, msg string) string {
+	b := FormatLine(true, level, msg)
+	// b ends with `"}`: cut it to leave the message string open.
+	return string(b[:len(b)-2])
 }

@@ -101,6 +101,7 @@ type spawnSpec struct {
 	sock  int    // the child's end of the socketpair
 	prog  []byte // raw struct sock_filter[]
 	umask int    // the command's umask (the supervisor runs with 0)
+	json  bool   // the exec failure line is a JSON object (Config.JSONLog)
 }
 
 // childStackSize is the child's stack until execve (it shares our memory).
@@ -128,7 +129,24 @@ func spawnChild(sp *spawnSpec) (pid, pidfd int, err error) {
 		s.dir = C.CString(sp.dir)
 		defer C.free(unsafe.Pointer(s.dir))
 	}
-	prefix := C.CString("vigil: exec " + sp.args[0] + ": ")
+	var prefix *C.char
+	if sp.json {
+		// The child writes prefix, errno text, suffix: an open JSON
+		// message closed by `"}` (errno texts need no escaping). Keep it
+		// well within the child's 512-byte line.
+		arg0 := sp.args[0]
+		p := jsonLinePrefix("ERROR", "vigil: exec "+arg0+": ")
+		for len(p) > 400 {
+			arg0 = strings.ToValidUTF8(arg0[:len(arg0)*3/4], "")
+			p = jsonLinePrefix("ERROR", "vigil: exec "+arg0+"...: ")
+		}
+		prefix = C.CString(p)
+		suffix := C.CString(`"}`)
+		defer C.free(unsafe.Pointer(suffix))
+		s.errsuffix = suffix
+	} else {
+		prefix = C.CString("vigil: exec " + sp.args[0] + ": ")
+	}
 	defer C.free(unsafe.Pointer(prefix))
 	s.errprefix = prefix
 	s.errtab = errTable()

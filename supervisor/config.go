@@ -25,6 +25,10 @@ type Config struct {
 	Auditor *Auditor
 	// Logger is Vigil's own logger; nil logs JSON to os.Stderr.
 	Logger hclog.Logger
+	// JSONLog makes the supervisor's own plain-text lines (the command not
+	// found, the child's failed exec) JSON objects with timestamp and level,
+	// for AWS_LAMBDA_LOG_FORMAT=JSON (see LogFormatJSON).
+	JSONLog bool
 	// MaxReceivers caps the receiver goroutines (each on its own OS thread);
 	// 0 means 64.
 	MaxReceivers int

@@ -150,7 +150,7 @@ func Run(cfg Config) (int, error) {
 		p, err := lookPath(path, env, cfg.Dir)
 		if err != nil {
 			// Not a filter failure: behave like a shell. Nothing ran.
-			fmt.Fprintf(stderr, "vigil: %s: command not found\n", path)
+			_, _ = stderr.Write(append(FormatLine(cfg.JSONLog, "ERROR", fmt.Sprintf("vigil: %s: command not found", path)), '\n'))
 			return 127, nil
 		}
 		path = p
@@ -205,6 +205,7 @@ func Run(cfg Config) (int, error) {
 		sock:  childSock,
 		prog:  prog,
 		umask: oldMask,
+		json:  cfg.JSONLog,
 	})
 	// The child shared our memory map until its execve, and made it
 	// dumpable for the handoff (spawn_linux.c): non-dumpable again.

@@ -285,8 +285,8 @@ static __attribute__((noreturn)) void child(const struct vigil_spawn *s) {
 	// execve failed (denied or missing): say so and exit like a shell.
 	char line[512];
 	size_t n = 0;
-	const char *parts[3] = {s->errprefix, (e > 0 && e < s->nerrtab && s->errtab[e]) ? s->errtab[e] : "exec failed", "\n"};
-	for (int i = 0; i < 3; i++) {
+	const char *parts[4] = {s->errprefix, (e > 0 && e < s->nerrtab && s->errtab[e]) ? s->errtab[e] : "exec failed", s->errsuffix ? s->errsuffix : "", "\n"};
+	for (int i = 0; i < 4; i++) {
 		size_t l = slen(parts[i]);
 		if (l > sizeof line - 1 - n)
 			l = sizeof line - 1 - n;

@@ -49,6 +49,7 @@ struct vigil_spawn {
 	int restore_nofile;
 	uint64_t nofile_cur, nofile_max;
 	const char *errprefix; // "vigil: exec ARG0: "
+	const char *errsuffix; // after the errno text; NULL: none (JSON: `"}`)
 	const char *const *errtab; // errno -> text, as Go prints it
 	int nerrtab;
 	unsigned int umask; // the command's umask
