@@ -66,3 +66,55 @@ demo: build fixtures
 
 clean:
 	rm -rf $(BIN) dist
+
+# The Lambda layer: a statically linked bootstrap (libseccomp linked in, no
+# loader, no libc needed on the host) and an example policy, laid out for
+# /opt: bootstrap -> /opt/bootstrap, vigil/rules.toml -> /opt/vigil/rules.toml.
+# DIST may be overridden (bootstrap/layer_test.go builds into a temp dir).
+# arm64: the cross toolchain works here (gcc-aarch64-linux-gnu,
+# libseccomp-dev:arm64), but supervisor/ uses x86-64-only syscall numbers
+# (SYS_OPEN, SYS_MKDIR, ...), so there is no layer-arm64 target yet.
+DIST          ?= dist
+LAYER_POLICY  := fixtures/layer/rules.toml
+LAYER_GOFLAGS := -trimpath -tags netgo,osusergo
+LAYER_LDFLAGS := -s -w -linkmode external -extldflags "-static"
+
+.PHONY: layer layer-deps sam
+
+layer: deps layer-deps $(DIST)/vigil-layer-x86_64.zip
+
+# What the layer needs beyond `deps`: zip, file (to check the binary), and
+# libseccomp.a (libseccomp-dev ships it; checked in case only the shared
+# library is installed).
+layer-deps:
+	@for t in zip file; do command -v $$t >/dev/null || { echo "installing $$t"; export DEBIAN_FRONTEND=noninteractive; \
+		apt-get install -y $$t >/dev/null 2>&1 || { apt-get update >/dev/null && apt-get install -y $$t >/dev/null; }; }; done
+	@test -n "$$($(CC) -print-file-name=libseccomp.a | grep /)" || { echo "installing libseccomp-dev (for libseccomp.a)"; \
+		export DEBIAN_FRONTEND=noninteractive; apt-get update >/dev/null && apt-get install -y libseccomp-dev >/dev/null; }
+
+$(DIST)/vigil-layer-x86_64.zip: $(GOFILES) $(LAYER_POLICY)
+	@rm -rf $(DIST)/layer-x86_64 && mkdir -p $(DIST)/layer-x86_64/vigil
+	CGO_ENABLED=1 GOOS=linux GOARCH=amd64 CC=$(CC) $(GO) build $(LAYER_GOFLAGS) -ldflags '$(LAYER_LDFLAGS)' -o $(DIST)/layer-x86_64/bootstrap ./bootstrap
+	@out=$$(file $(DIST)/layer-x86_64/bootstrap); echo "$$out"; \
+		case "$$out" in *"statically linked"*) ;; *) echo "bootstrap is not statically linked" >&2; exit 1;; esac
+	@out=$$(ldd $(DIST)/layer-x86_64/bootstrap 2>&1); echo "ldd: $$out"; \
+		case "$$out" in *"not a dynamic executable"*) ;; *) echo "ldd: bootstrap is dynamic" >&2; exit 1;; esac
+	$(DIST)/layer-x86_64/bootstrap --check $(LAYER_POLICY) >/dev/null
+	cp $(LAYER_POLICY) $(DIST)/layer-x86_64/vigil/rules.toml
+	chmod 0755 $(DIST)/layer-x86_64/bootstrap $(DIST)/layer-x86_64/vigil && chmod 0644 $(DIST)/layer-x86_64/vigil/rules.toml
+	touch -d 1980-01-02T00:00:00Z $(DIST)/layer-x86_64/bootstrap $(DIST)/layer-x86_64/vigil $(DIST)/layer-x86_64/vigil/rules.toml
+	rm -f $@ && cd $(DIST)/layer-x86_64 && zip -X -q ../$(notdir $@) bootstrap vigil/ vigil/rules.toml
+	@zip -sf $@
+
+# The two example functions of fixtures/sam/template.yaml, each with its
+# rules.toml: dist/sam/python (handler.py, exec wrapper) and dist/sam/go
+# (handler, built from fixtures/functions/go, custom runtime). Then
+# `sam deploy -t fixtures/sam/template.yaml --guided`.
+sam: layer
+	rm -rf $(DIST)/sam && mkdir -p $(DIST)/sam/python $(DIST)/sam/go
+	cp fixtures/functions/python/handler.py $(DIST)/sam/python/
+	cp fixtures/sam/rules.toml $(DIST)/sam/python/rules.toml
+	cd fixtures/functions/go && CGO_ENABLED=0 GOOS=linux GOARCH=amd64 $(GO) build -trimpath -tags lambda.norpc -o $(abspath $(DIST))/sam/go/handler .
+	cp fixtures/sam/go.rules.toml $(DIST)/sam/go/rules.toml
+	$(DIST)/layer-x86_64/bootstrap --check $(DIST)/sam/python/rules.toml >/dev/null
+	$(DIST)/layer-x86_64/bootstrap --check $(DIST)/sam/go/rules.toml >/dev/null
