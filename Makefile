@@ -38,7 +38,7 @@ $(BIN)/fixtures/%: fixtures/bench/%.c
 	@mkdir -p $(BIN)/fixtures
 	$(CC) -O2 -Wall -o $@ $< -lpthread
 
-test: build fixtures
+test: build fixtures layer-deps
 	$(GO) vet ./...
 	$(GO) test -count=1 -timeout 20m ./...
 	$(GO) test -race -count=1 -timeout 10m -run '^(TestLoad|TestReplayInterruptedCalls)$$' ./supervisor/
