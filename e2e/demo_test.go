@@ -8,9 +8,11 @@ import (
 	"testing"
 )
 
-// TestDemo runs what `make demo` (the README's first command) runs, the demo
-// function under fixtures/demo/rules.toml, and checks that what the policy
-// allows works and what it denies fails with EACCES and is audited.
+// TestDemo runs the demo function locally (`bin/bootstrap --rules
+// fixtures/demo/rules.toml -- python3 handler.py`, the README's form without
+// Lambda; `make demo` itself is lambdatest/internal/demo's TestDemo) and
+// checks that what the policy allows works and what it denies fails with
+// EACCES and is audited.
 func TestDemo(t *testing.T) {
 	py := realPython(t)
 	task := t.TempDir()
