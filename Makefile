@@ -71,15 +71,17 @@ clean:
 # loader, no libc needed on the host) and an example policy, laid out for
 # /opt: bootstrap -> /opt/bootstrap, vigil/rules.toml -> /opt/vigil/rules.toml.
 # DIST may be overridden (bootstrap/layer_test.go builds into a temp dir).
-# arm64: the cross toolchain works here (gcc-aarch64-linux-gnu,
-# libseccomp-dev:arm64), but supervisor/ uses x86-64-only syscall numbers
-# (SYS_OPEN, SYS_MKDIR, ...), so there is no layer-arm64 target yet.
+# `make layer-arm64` cross-builds the same layer for arm64 Lambdas
+# (dist/vigil-layer-arm64.zip) with Debian's gcc-aarch64-linux-gnu and
+# libseccomp-dev:arm64 (layer-arm64-deps installs them when missing).
 DIST          ?= dist
 LAYER_POLICY  := fixtures/layer/rules.toml
 LAYER_GOFLAGS := -trimpath -tags netgo,osusergo
 LAYER_LDFLAGS := -s -w -linkmode external -extldflags "-static"
 
-.PHONY: layer layer-deps sam
+ARM64_CC      ?= aarch64-linux-gnu-gcc
+
+.PHONY: layer layer-deps layer-arm64 layer-arm64-deps sam
 
 layer: deps layer-deps $(DIST)/vigil-layer-x86_64.zip
 
@@ -104,6 +106,38 @@ $(DIST)/vigil-layer-x86_64.zip: $(GOFILES) $(LAYER_POLICY)
 	chmod 0755 $(DIST)/layer-x86_64/bootstrap $(DIST)/layer-x86_64/vigil && chmod 0644 $(DIST)/layer-x86_64/vigil/rules.toml
 	touch -d 1980-01-02T00:00:00Z $(DIST)/layer-x86_64/bootstrap $(DIST)/layer-x86_64/vigil $(DIST)/layer-x86_64/vigil/rules.toml
 	rm -f $@ && cd $(DIST)/layer-x86_64 && zip -X -q ../$(notdir $@) bootstrap vigil/ vigil/rules.toml
+	@zip -sf $@
+
+# The arm64 layer, cross-built. What it needs beyond `layer-deps`: the
+# cross compiler and libseccomp-dev:arm64 (libseccomp.a for aarch64), with
+# arm64 added to dpkg's architectures. Idempotent: installs only what is
+# missing. `make test` does not need it.
+layer-arm64: deps layer-deps layer-arm64-deps $(DIST)/vigil-layer-arm64.zip
+
+layer-arm64-deps:
+	@need=; \
+	command -v $(ARM64_CC) >/dev/null || need="$$need gcc-aarch64-linux-gnu"; \
+	dpkg-query -W -f='$${Status}' libseccomp-dev:arm64 2>/dev/null | grep -q 'ok installed' || need="$$need libseccomp-dev:arm64"; \
+	if [ -n "$$need" ]; then \
+		echo "installing$$need"; export DEBIAN_FRONTEND=noninteractive; \
+		dpkg --print-foreign-architectures | grep -qx arm64 || dpkg --add-architecture arm64; \
+		apt-get update >/dev/null && apt-get install -y $$need >/dev/null; \
+	fi
+	@test -n "$$($(ARM64_CC) -print-file-name=libseccomp.a | grep /)" || { echo "no libseccomp.a for $(ARM64_CC)" >&2; exit 1; }
+
+# Like the x86_64 layer; the binary cannot run here, so the policy is
+# checked with the host's bootstrap (the policy format is the same).
+$(DIST)/vigil-layer-arm64.zip: $(GOFILES) $(LAYER_POLICY) $(BIN)/bootstrap
+	@rm -rf $(DIST)/layer-arm64 && mkdir -p $(DIST)/layer-arm64/vigil
+	CGO_ENABLED=1 GOOS=linux GOARCH=arm64 CC=$(ARM64_CC) $(GO) build $(LAYER_GOFLAGS) -ldflags '$(LAYER_LDFLAGS)' -o $(DIST)/layer-arm64/bootstrap ./bootstrap
+	@out=$$(file $(DIST)/layer-arm64/bootstrap); echo "$$out"; \
+		case "$$out" in *"ARM aarch64"*) ;; *) echo "bootstrap is not an ARM aarch64 binary" >&2; exit 1;; esac; \
+		case "$$out" in *"statically linked"*) ;; *) echo "bootstrap is not statically linked" >&2; exit 1;; esac
+	$(BIN)/bootstrap --check $(LAYER_POLICY) >/dev/null
+	cp $(LAYER_POLICY) $(DIST)/layer-arm64/vigil/rules.toml
+	chmod 0755 $(DIST)/layer-arm64/bootstrap $(DIST)/layer-arm64/vigil && chmod 0644 $(DIST)/layer-arm64/vigil/rules.toml
+	touch -d 1980-01-02T00:00:00Z $(DIST)/layer-arm64/bootstrap $(DIST)/layer-arm64/vigil $(DIST)/layer-arm64/vigil/rules.toml
+	rm -f $@ && cd $(DIST)/layer-arm64 && zip -X -q ../$(notdir $@) bootstrap vigil/ vigil/rules.toml
 	@zip -sf $@
 
 # The two example functions of fixtures/sam/template.yaml, each with its

@@ -73,8 +73,6 @@ func sideDoors(t filterTarget) []sideDoor {
 		{nr: unix.SYS_INIT_MODULE, errno: unix.EPERM, why: "modules"},
 		{nr: unix.SYS_FINIT_MODULE, errno: unix.EPERM, why: "modules"},
 		{nr: unix.SYS_DELETE_MODULE, errno: unix.EPERM, why: "modules"},
-		{nr: unix.SYS_IOPL, errno: unix.EPERM, why: "port I/O"},
-		{nr: unix.SYS_IOPERM, errno: unix.EPERM, why: "port I/O"},
 		// Other views of the file tree: mounts, new roots, namespaces.
 		{nr: unix.SYS_MOUNT, errno: unix.EPERM, why: "mount"},
 		{nr: unix.SYS_UMOUNT2, errno: unix.EPERM, why: "mount"},
@@ -93,9 +91,9 @@ func sideDoors(t filterTarget) []sideDoor {
 		// namespace flag: ENOSYS, and glibc falls back to clone.
 		{nr: unix.SYS_CLONE3, errno: unix.ENOSYS, why: "clone3"},
 		// Files opened by path without open(2): fanotify hands out fds of
-		// the files others open; uselib and acct open by path; swap files.
+		// the files others open; acct opens by path (and uselib on
+		// x86-64: archSideDoors); swap files.
 		{nr: unix.SYS_FANOTIFY_INIT, errno: unix.EPERM, why: "fanotify"},
-		{nr: unix.SYS_USELIB, errno: unix.EPERM, why: "uselib"},
 		{nr: unix.SYS_ACCT, errno: unix.EPERM, why: "acct"},
 		{nr: unix.SYS_SWAPON, errno: unix.EPERM, why: "swap"},
 		{nr: unix.SYS_SWAPOFF, errno: unix.EPERM, why: "swap"},
@@ -112,6 +110,9 @@ func sideDoors(t filterTarget) []sideDoor {
 		{nr: unix.SYS_TGKILL, errno: unix.EPERM, why: "signal to the supervisor", conds: []cond{eq32(0, uint32(t.pid))}},
 		{nr: unix.SYS_RT_TGSIGQUEUEINFO, errno: unix.EPERM, why: "signal to the supervisor", conds: []cond{eq32(0, uint32(t.pid))}},
 	}
+	// Calls only some architectures have (x86-64: port I/O, uselib):
+	// filter_amd64.go, filter_arm64.go.
+	d = append(d, archSideDoors()...)
 	for _, f := range cloneNewNS {
 		d = append(d,
 			sideDoor{nr: unix.SYS_UNSHARE, errno: unix.EPERM, why: "namespaces", conds: []cond{bitSet(0, f)}},
@@ -166,10 +167,11 @@ func addRule(f *seccomp.ScmpFilter, nr int32, act seccomp.ScmpAction, conds []co
 // classic BPF program (struct sock_filter[]) as bytes. It runs in the parent
 // only; the child never links libseccomp into its start-up path.
 //
-// Other architectures (i386 via int 0x80, for instance) kill the process;
-// x32 system call numbers (nr >= 0x40000000 with AUDIT_ARCH_X86_64) are
-// rejected by libseccomp's x86_64 filter (see the BPF VM test), so they can
-// never reach an ALLOW by aliasing a native number.
+// Other architectures (i386 via int 0x80, 32-bit ARM on arm64, for
+// instance) kill the process; on x86-64, x32 system call numbers (nr >=
+// 0x40000000 with AUDIT_ARCH_X86_64) are rejected by libseccomp's x86_64
+// filter (see the BPF VM test, filter_amd64_test.go), so they can never
+// reach an ALLOW by aliasing a native number.
 func buildFilter(t filterTarget) ([]byte, error) {
 	f, err := seccomp.NewFilter(seccomp.ActAllow)
 	if err != nil {

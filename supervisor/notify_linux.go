@@ -44,7 +44,12 @@ type seccompNotifAddfd struct {
 	NewfdFlags uint32
 }
 
-const auditArchX86_64 = 0xc000003e
+// AUDIT_ARCH_* of seccomp_data.arch; auditArchNative (notify_amd64.go,
+// notify_arm64.go) is the one the filter lets through.
+const (
+	auditArchX86_64  = 0xc000003e
+	auditArchAArch64 = 0xc00000b7
+)
 
 // Compile-time checks that the structures match the ioctl sizes encoded in
 // the request numbers.
@@ -477,7 +482,7 @@ func (s *supervisor) handleNew(n *seccompNotif, pc *procCache, key replayKey, e 
 	var res Result
 	h := s.table[n.Data.Nr]
 	switch {
-	case n.Data.Arch != auditArchX86_64:
+	case n.Data.Arch != auditArchNative:
 		// The filter kills other architectures; be defensive anyway.
 		res = Errno(unix.ENOSYS)
 	case h == nil:

@@ -49,10 +49,6 @@ func decodeOpen(r *request) (openCall, unix.Errno) {
 	var pathAddr uint64
 	legacy := true
 	switch r.n.Data.Nr {
-	case unix.SYS_OPEN:
-		pathAddr, c.flags, c.mode = r.arg(0), uint64(uint32(r.arg(1))), r.arg(2)
-	case unix.SYS_CREAT:
-		pathAddr, c.flags, c.mode = r.arg(0), unix.O_CREAT|unix.O_WRONLY|unix.O_TRUNC, r.arg(1)
 	case unix.SYS_OPENAT:
 		c.dirfd, pathAddr, c.flags, c.mode = r.argInt(0), r.arg(1), uint64(uint32(r.arg(2))), r.arg(3)
 	case unix.SYS_OPENAT2:
@@ -79,7 +75,12 @@ func decodeOpen(r *request) (openCall, unix.Errno) {
 		c.mode = *(*uint64)(unsafe.Pointer(&buf[8]))
 		c.resolve = *(*uint64)(unsafe.Pointer(&buf[16]))
 	default:
-		return c, unix.ENOSYS
+		// The architecture's legacy calls (x86-64: open, creat;
+		// open_amd64.go).
+		var ok bool
+		if pathAddr, ok = decodeOpenLegacy(r, &c); !ok {
+			return c, unix.ENOSYS
+		}
 	}
 	if legacy {
 		// build_open_how: unknown flags are ignored, O_LARGEFILE forced,

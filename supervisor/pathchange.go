@@ -248,6 +248,69 @@ func pcReadXattr(r *request, c *pcCall, nameAddr, valAddr, size uint64, withValu
 	return 0
 }
 
+// pcPathFn reads argument i of the call as a path (see pcDecode); a
+// failure is kept in pcDecode's errno and later calls return "".
+type pcPathFn func(i int, emptyOK bool) string
+
+// pcDecodeMkdir decodes mkdir/mkdirat from the path argument i, relative to
+// dfd.
+func pcDecodeMkdir(r *request, c *pcCall, path pcPathFn, dfd, i int) {
+	c.kind = pcMkdir
+	c.a = pcNameEnd(c.kind, dfd, path(i, false), true)
+	c.mode = uint32(r.arg(i+1)) & 0o1777
+}
+
+// pcDecodeMknod decodes mknod/mknodat from the path argument i, relative to
+// dfd, checking the file type the way the kernel does.
+func pcDecodeMknod(r *request, c *pcCall, path pcPathFn, dfd, i int) unix.Errno {
+	c.kind = pcMknod
+	c.a = pcNameEnd(c.kind, dfd, path(i, false), true)
+	c.mode = uint32(r.arg(i + 1))
+	c.dev = uint64(uint32(r.arg(i + 2)))
+	switch c.mode & unix.S_IFMT {
+	case 0, unix.S_IFREG, unix.S_IFCHR, unix.S_IFBLK, unix.S_IFIFO, unix.S_IFSOCK:
+	case unix.S_IFDIR:
+		return unix.EPERM
+	default:
+		return unix.EINVAL
+	}
+	return 0
+}
+
+// pcDecodeUtimesAt decodes utimensat (nsec: struct timespec[2] and flags)
+// or futimesat (struct timeval[2]). A read failure is left in *e; the
+// result is an errno to return at once.
+func pcDecodeUtimesAt(r *request, c *pcCall, path pcPathFn, e *unix.Errno, nsec bool) unix.Errno {
+	c.kind = pcUtime
+	dfd := r.argInt(0)
+	fl := 0
+	if nsec {
+		fl = r.argInt(3)
+		if fl&^(unix.AT_SYMLINK_NOFOLLOW|unix.AT_EMPTY_PATH) != 0 {
+			return unix.EINVAL
+		}
+	}
+	c.flags = fl
+	if r.arg(1) == 0 && dfd != unix.AT_FDCWD {
+		// do_utimes: a NULL path means the fd itself.
+		if fl != 0 {
+			return unix.EINVAL
+		}
+		c.fdCall = true
+		c.a = pcFdEnd(dfd)
+	} else {
+		c.a = pcObjEnd(dfd, path(1, fl&unix.AT_EMPTY_PATH != 0), fl&unix.AT_SYMLINK_NOFOLLOW == 0, true)
+	}
+	if *e == 0 {
+		if nsec {
+			c.times, *e = pcReadTimespecs(r, r.arg(2))
+		} else {
+			c.times, *e = pcReadTimevals(r, r.arg(2))
+		}
+	}
+	return 0
+}
+
 // pcDecode reads the call's arguments from the caller, checking flags the
 // way the kernel does before it looks anything up.
 func pcDecode(r *request) (pcCall, unix.Errno) {
@@ -264,36 +327,12 @@ func pcDecode(r *request) (pcCall, unix.Errno) {
 	}
 	cwd := unix.AT_FDCWD
 	switch nr {
-	case unix.SYS_MKDIR, unix.SYS_MKDIRAT:
-		c.kind = pcMkdir
-		dfd, i := cwd, 0
-		if nr == unix.SYS_MKDIRAT {
-			dfd, i = r.argInt(0), 1
+	case unix.SYS_MKDIRAT:
+		pcDecodeMkdir(r, &c, path, r.argInt(0), 1)
+	case unix.SYS_MKNODAT:
+		if e := pcDecodeMknod(r, &c, path, r.argInt(0), 1); e != 0 {
+			return c, e
 		}
-		c.a = pcNameEnd(c.kind, dfd, path(i, false), true)
-		c.mode = uint32(r.arg(i+1)) & 0o1777
-	case unix.SYS_MKNOD, unix.SYS_MKNODAT:
-		c.kind = pcMknod
-		dfd, i := cwd, 0
-		if nr == unix.SYS_MKNODAT {
-			dfd, i = r.argInt(0), 1
-		}
-		c.a = pcNameEnd(c.kind, dfd, path(i, false), true)
-		c.mode = uint32(r.arg(i + 1))
-		c.dev = uint64(uint32(r.arg(i + 2)))
-		switch c.mode & unix.S_IFMT {
-		case 0, unix.S_IFREG, unix.S_IFCHR, unix.S_IFBLK, unix.S_IFIFO, unix.S_IFSOCK:
-		case unix.S_IFDIR:
-			return c, unix.EPERM
-		default:
-			return c, unix.EINVAL
-		}
-	case unix.SYS_UNLINK:
-		c.kind = pcUnlink
-		c.a = pcNameEnd(c.kind, cwd, path(0, false), false)
-	case unix.SYS_RMDIR:
-		c.kind = pcRmdir
-		c.a = pcNameEnd(c.kind, cwd, path(0, false), false)
 	case unix.SYS_UNLINKAT:
 		fl := r.argInt(2)
 		if fl&^unix.AT_REMOVEDIR != 0 {
@@ -304,13 +343,8 @@ func pcDecode(r *request) (pcCall, unix.Errno) {
 			c.kind = pcRmdir
 		}
 		c.a = pcNameEnd(c.kind, r.argInt(0), path(1, false), false)
-	case unix.SYS_RENAME, unix.SYS_RENAMEAT, unix.SYS_RENAMEAT2:
+	case unix.SYS_RENAMEAT, unix.SYS_RENAMEAT2:
 		c.kind, c.two = pcRename, true
-		if nr == unix.SYS_RENAME {
-			c.a = pcNameEnd(c.kind, cwd, path(0, false), false)
-			c.b = pcNameEnd(c.kind, cwd, path(1, false), true)
-			break
-		}
 		if nr == unix.SYS_RENAMEAT2 {
 			c.flags = int(uint32(r.arg(4)))
 			if c.flags&^renameFlags != 0 {
@@ -322,13 +356,8 @@ func pcDecode(r *request) (pcCall, unix.Errno) {
 		}
 		c.a = pcNameEnd(c.kind, r.argInt(0), path(1, false), false)
 		c.b = pcNameEnd(c.kind, r.argInt(2), path(3, false), true)
-	case unix.SYS_LINK, unix.SYS_LINKAT:
+	case unix.SYS_LINKAT:
 		c.kind, c.two = pcLink, true
-		if nr == unix.SYS_LINK {
-			c.a = pcNameEnd(c.kind, cwd, path(0, false), false)
-			c.b = pcNameEnd(c.kind, cwd, path(1, false), true)
-			break
-		}
 		fl := r.argInt(4)
 		if fl&^(unix.AT_SYMLINK_FOLLOW|unix.AT_EMPTY_PATH) != 0 {
 			return c, unix.EINVAL
@@ -343,18 +372,10 @@ func pcDecode(r *request) (pcCall, unix.Errno) {
 			c.a = pcNameEnd(c.kind, r.argInt(0), old, false)
 		}
 		c.b = pcNameEnd(c.kind, r.argInt(2), path(3, false), true)
-	case unix.SYS_SYMLINK, unix.SYS_SYMLINKAT:
+	case unix.SYS_SYMLINKAT:
 		c.kind = pcSymlink
 		c.target = path(0, false)
-		if nr == unix.SYS_SYMLINK {
-			c.a = pcNameEnd(c.kind, cwd, path(1, false), true)
-		} else {
-			c.a = pcNameEnd(c.kind, r.argInt(1), path(2, false), true)
-		}
-	case unix.SYS_CHMOD:
-		c.kind = pcChmod
-		c.a = pcObjEnd(cwd, path(0, false), true, false)
-		c.mode = uint32(r.arg(1)) & sIALLUGO
+		c.a = pcNameEnd(c.kind, r.argInt(1), path(2, false), true)
 	case unix.SYS_FCHMOD:
 		c.kind, c.fdCall = pcChmod, true
 		c.a = pcFdEnd(r.argInt(0))
@@ -371,10 +392,6 @@ func pcDecode(r *request) (pcCall, unix.Errno) {
 		c.flags = fl
 		c.a = pcObjEnd(r.argInt(0), path(1, fl&unix.AT_EMPTY_PATH != 0), fl&unix.AT_SYMLINK_NOFOLLOW == 0, true)
 		c.mode = uint32(r.arg(2)) & sIALLUGO
-	case unix.SYS_CHOWN, unix.SYS_LCHOWN:
-		c.kind = pcChown
-		c.a = pcObjEnd(cwd, path(0, false), nr == unix.SYS_CHOWN, false)
-		c.uid, c.gid = r.argInt(1), r.argInt(2)
 	case unix.SYS_FCHOWN:
 		c.kind, c.fdCall = pcChown, true
 		c.a = pcFdEnd(r.argInt(0))
@@ -395,43 +412,9 @@ func pcDecode(r *request) (pcCall, unix.Errno) {
 		if c.length < 0 {
 			return c, unix.EINVAL
 		}
-	case unix.SYS_UTIME, unix.SYS_UTIMES:
-		c.kind = pcUtime
-		c.a = pcObjEnd(cwd, path(0, false), true, false)
-		if e == 0 {
-			if nr == unix.SYS_UTIME {
-				c.times, e = pcReadUtimbuf(r, r.arg(1))
-			} else {
-				c.times, e = pcReadTimevals(r, r.arg(1))
-			}
-		}
-	case unix.SYS_FUTIMESAT, unix.SYS_UTIMENSAT:
-		c.kind = pcUtime
-		dfd := r.argInt(0)
-		fl := 0
-		if nr == unix.SYS_UTIMENSAT {
-			fl = r.argInt(3)
-			if fl&^(unix.AT_SYMLINK_NOFOLLOW|unix.AT_EMPTY_PATH) != 0 {
-				return c, unix.EINVAL
-			}
-		}
-		c.flags = fl
-		if r.arg(1) == 0 && dfd != unix.AT_FDCWD {
-			// do_utimes: a NULL path means the fd itself.
-			if fl != 0 {
-				return c, unix.EINVAL
-			}
-			c.fdCall = true
-			c.a = pcFdEnd(dfd)
-		} else {
-			c.a = pcObjEnd(dfd, path(1, fl&unix.AT_EMPTY_PATH != 0), fl&unix.AT_SYMLINK_NOFOLLOW == 0, true)
-		}
-		if e == 0 {
-			if nr == unix.SYS_UTIMENSAT {
-				c.times, e = pcReadTimespecs(r, r.arg(2))
-			} else {
-				c.times, e = pcReadTimevals(r, r.arg(2))
-			}
+	case unix.SYS_UTIMENSAT:
+		if e2 := pcDecodeUtimesAt(r, &c, path, &e, true); e2 != 0 {
+			return c, e2
 		}
 	case unix.SYS_SETXATTR, unix.SYS_LSETXATTR, unix.SYS_FSETXATTR:
 		c.kind = pcSetxattr
@@ -460,9 +443,17 @@ func pcDecode(r *request) (pcCall, unix.Errno) {
 			e = pcReadXattr(r, &c, r.arg(1), 0, 0, false)
 		}
 	default:
-		// setxattrat, removexattrat (6.13+, struct xattr_args): not
-		// emulated yet; glibc has no wrapper, callers fall back.
-		return c, unix.ENOSYS
+		// The architecture's legacy path calls (x86-64: mkdir, rename,
+		// utime, ...; pathchange_amd64.go); anything else (setxattrat,
+		// removexattrat: 6.13+, struct xattr_args) is not emulated yet:
+		// glibc has no wrapper, callers fall back.
+		known, early := pcDecodeLegacy(r, &c, path, &e)
+		if !known {
+			return c, unix.ENOSYS
+		}
+		if early != 0 {
+			return c, early
+		}
 	}
 	if e != 0 {
 		return c, e

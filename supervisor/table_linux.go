@@ -17,18 +17,18 @@ func handlerTable() map[int32]handler {
 	// exec.go
 	add(handleExec, unix.SYS_EXECVE, unix.SYS_EXECVEAT)
 	// open.go
-	add(handleOpen, unix.SYS_OPEN, unix.SYS_OPENAT, unix.SYS_OPENAT2, unix.SYS_CREAT)
+	add(handleOpen, unix.SYS_OPENAT, unix.SYS_OPENAT2)
 	// pathchange.go: every call that changes the file tree or a file's
 	// metadata is a write to each path it touches.
 	add(handlePathChange,
-		unix.SYS_MKDIR, unix.SYS_MKDIRAT, unix.SYS_MKNOD, unix.SYS_MKNODAT,
-		unix.SYS_UNLINK, unix.SYS_UNLINKAT, unix.SYS_RMDIR,
-		unix.SYS_RENAME, unix.SYS_RENAMEAT, unix.SYS_RENAMEAT2,
-		unix.SYS_LINK, unix.SYS_LINKAT, unix.SYS_SYMLINK, unix.SYS_SYMLINKAT,
-		unix.SYS_CHMOD, unix.SYS_FCHMOD, unix.SYS_FCHMODAT, unix.SYS_FCHMODAT2,
-		unix.SYS_CHOWN, unix.SYS_LCHOWN, unix.SYS_FCHOWN, unix.SYS_FCHOWNAT,
+		unix.SYS_MKDIRAT, unix.SYS_MKNODAT,
+		unix.SYS_UNLINKAT,
+		unix.SYS_RENAMEAT, unix.SYS_RENAMEAT2,
+		unix.SYS_LINKAT, unix.SYS_SYMLINKAT,
+		unix.SYS_FCHMOD, unix.SYS_FCHMODAT, unix.SYS_FCHMODAT2,
+		unix.SYS_FCHOWN, unix.SYS_FCHOWNAT,
 		unix.SYS_TRUNCATE,
-		unix.SYS_UTIME, unix.SYS_UTIMES, unix.SYS_UTIMENSAT, unix.SYS_FUTIMESAT,
+		unix.SYS_UTIMENSAT,
 		unix.SYS_SETXATTR, unix.SYS_LSETXATTR, unix.SYS_FSETXATTR,
 		unix.SYS_REMOVEXATTR, unix.SYS_LREMOVEXATTR, unix.SYS_FREMOVEXATTR,
 		unix.SYS_SETXATTRAT, unix.SYS_REMOVEXATTRAT)
@@ -40,5 +40,9 @@ func handlerTable() map[int32]handler {
 	add(handleListen, unix.SYS_LISTEN)
 	// signal.go: signals and pidfds aimed at the supervisor.
 	add(handleSignal, unix.SYS_KILL, unix.SYS_TKILL, unix.SYS_RT_SIGQUEUEINFO, unix.SYS_PIDFD_OPEN)
+	// The legacy path calls of the architecture (open, creat, mkdir, ...:
+	// x86-64 has them, arm64 only the *at forms), handled by the same
+	// families: table_amd64.go, table_arm64.go.
+	addLegacy(add)
 	return t
 }

@@ -1,0 +1,20 @@
+//go:build linux
+
+package supervisor
+
+import "golang.org/x/sys/unix"
+
+// decodeOpenLegacy decodes x86-64's open and creat for decodeOpen (which
+// then normalises them like openat): it returns the path's address, and
+// false for any other call.
+func decodeOpenLegacy(r *request, c *openCall) (pathAddr uint64, ok bool) {
+	switch r.n.Data.Nr {
+	case unix.SYS_OPEN:
+		pathAddr, c.flags, c.mode = r.arg(0), uint64(uint32(r.arg(1))), r.arg(2)
+	case unix.SYS_CREAT:
+		pathAddr, c.flags, c.mode = r.arg(0), unix.O_CREAT|unix.O_WRONLY|unix.O_TRUNC, r.arg(1)
+	default:
+		return 0, false
+	}
+	return pathAddr, true
+}
