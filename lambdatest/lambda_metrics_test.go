@@ -17,20 +17,7 @@ import (
 // emfLines returns the EMF lines (JSON objects with an "_aws" member) in
 // RIE's output.
 func emfLines(out string) []map[string]any {
-	var lines []map[string]any
-	sc := bufio.NewScanner(strings.NewReader(out))
-	sc.Buffer(make([]byte, 1<<20), 1<<20)
-	for sc.Scan() {
-		l := strings.TrimSpace(sc.Text())
-		if !strings.HasPrefix(l, "{") || !strings.Contains(l, `"_aws"`) {
-			continue
-		}
-		var m map[string]any
-		if json.Unmarshal([]byte(l), &m) == nil && m["_aws"] != nil {
-			lines = append(lines, m)
-		}
-	}
-	return lines
+	return jsonLines(out, func(m map[string]any) bool { return m["_aws"] != nil })
 }
 
 // waitEMF waits for the EMF line of requestID (Vigil writes it once the

@@ -41,26 +41,32 @@ func writeRules(t testing.TB, dir, text string) string {
 	return path
 }
 
-// auditLines returns the audit lines (JSON with a "vigil" object and a
-// "decision") in RIE's output.
-func auditLines(out string) []map[string]any {
+// jsonLines returns the JSON objects among RIE's output lines that keep
+// accepts.
+func jsonLines(out string, keep func(map[string]any) bool) []map[string]any {
 	var lines []map[string]any
 	sc := bufio.NewScanner(strings.NewReader(out))
 	sc.Buffer(make([]byte, 1<<20), 1<<20)
 	for sc.Scan() {
 		l := strings.TrimSpace(sc.Text())
-		if !strings.HasPrefix(l, "{") || !strings.Contains(l, `"decision"`) {
+		if !strings.HasPrefix(l, "{") {
 			continue
 		}
 		var m map[string]any
-		if json.Unmarshal([]byte(l), &m) != nil {
-			continue
-		}
-		if v, ok := m["vigil"].(map[string]any); ok && v["decision"] != nil {
+		if json.Unmarshal([]byte(l), &m) == nil && keep(m) {
 			lines = append(lines, m)
 		}
 	}
 	return lines
+}
+
+// auditLines returns the audit lines (JSON with a "vigil" object and a
+// "decision") in RIE's output.
+func auditLines(out string) []map[string]any {
+	return jsonLines(out, func(m map[string]any) bool {
+		v, ok := m["vigil"].(map[string]any)
+		return ok && v["decision"] != nil
+	})
 }
 
 // waitAudit waits for an audit line about path (or address) and returns it.

@@ -578,25 +578,10 @@ func (c *pcCall) detail() string {
 }
 
 // pcHasCap reports whether the caller's thread has capability cp in its
-// effective set (/proc/<tid>/status; trusted after r.valid()).
+// effective set (trusted after r.valid()).
 func (r *request) pcHasCap(cp uint) bool {
-	var buf [4096]byte
-	fd, err := unix.Open("/proc/"+strconv.Itoa(r.tid)+"/status", unix.O_RDONLY|unix.O_CLOEXEC, 0)
-	if err != nil {
-		return false
-	}
-	n, err := readFull(fd, buf[:])
-	unix.Close(fd)
-	if err != nil {
-		return false
-	}
-	for _, ln := range strings.Split(string(buf[:n]), "\n") {
-		if v, ok := strings.CutPrefix(ln, "CapEff:"); ok {
-			eff, err := strconv.ParseUint(strings.TrimSpace(v), 16, 64)
-			return err == nil && eff&(1<<cp) != 0
-		}
-	}
-	return false
+	id, e := r.ids()
+	return e == 0 && id.hasCap(int(cp))
 }
 
 func handlePathChange(r *request) Result {

@@ -5,7 +5,6 @@ package supervisor
 import (
 	"bytes"
 	"runtime"
-	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -231,16 +230,11 @@ func (p *replays) closeAll() {
 // threadStart is a thread's start time (field 22 of /proc/<tid>/stat).
 func threadStart(tid int) (uint64, bool) {
 	var buf [1024]byte
-	fd, err := unix.Open("/proc/"+strconv.Itoa(tid)+"/stat", unix.O_RDONLY|unix.O_CLOEXEC, 0)
-	if err != nil {
+	b := readProcStat(tid, buf[:])
+	if b == nil {
 		return 0, false
 	}
-	n, err := readFull(fd, buf[:])
-	unix.Close(fd)
-	if err != nil {
-		return 0, false
-	}
-	return parseStatStart(buf[:n])
+	return parseStatStart(b)
 }
 
 // parseStatStart reads field 22 (starttime) of /proc/<pid>/stat, counting

@@ -139,6 +139,20 @@ func readStatus(tid int) (*procStatus, error) {
 	return parseStatus(buf[:n])
 }
 
+// readProcStat reads /proc/<tid>/stat; nil when the thread is gone.
+func readProcStat(tid int, buf []byte) []byte {
+	fd, err := unix.Open("/proc/"+strconv.Itoa(tid)+"/stat", unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil
+	}
+	n, err := readFull(fd, buf)
+	unix.Close(fd)
+	if err != nil {
+		return nil
+	}
+	return buf[:n]
+}
+
 func readFull(fd int, buf []byte) (int, error) {
 	n := 0
 	for n < len(buf) {

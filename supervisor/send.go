@@ -3,10 +3,8 @@
 package supervisor
 
 import (
-	"bytes"
 	"encoding/binary"
 	"runtime"
-	"strconv"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
@@ -19,81 +17,6 @@ import (
 // add a msg_name after the check, or dup2 another socket onto the fd.
 
 const msgFastopen = 0x20000000 // MSG_FASTOPEN
-
-// callerIDs is what /proc/<tid>/status says about the caller's ids and
-// capabilities (what the kernel checks SCM_CREDENTIALS and privileged
-// binds against).
-type callerIDs struct {
-	tgid             int
-	uid, euid, suid  uint32
-	gid, egid, sgid  uint32
-	capEff           uint64
-	haveUIDs, haveGs bool
-}
-
-func (c *callerIDs) hasCap(cap int) bool { return c.capEff&(1<<uint(cap)) != 0 }
-
-// ids reads the caller's ids and effective capabilities.
-func (r *request) ids() (*callerIDs, unix.Errno) {
-	fd, err := r.openProc("status", unix.O_RDONLY|unix.O_CLOEXEC)
-	if err != nil {
-		return nil, unix.EACCES
-	}
-	var buf [4096]byte
-	n, err := readFull(fd, buf[:])
-	unix.Close(fd)
-	if err != nil {
-		return nil, unix.EACCES
-	}
-	c, ok := parseIDs(buf[:n])
-	if !ok {
-		return nil, unix.EACCES
-	}
-	return c, 0
-}
-
-func parseIDs(b []byte) (*callerIDs, bool) {
-	c := &callerIDs{tgid: -1}
-	for _, line := range bytes.Split(b, []byte("\n")) {
-		k, v, ok := bytes.Cut(line, []byte(":"))
-		if !ok {
-			continue
-		}
-		f := bytes.Fields(v)
-		switch string(k) {
-		case "Tgid":
-			if len(f) == 1 {
-				c.tgid = atoi(f[0])
-			}
-		case "Uid", "Gid":
-			if len(f) != 4 {
-				return nil, false
-			}
-			var x [3]uint32
-			for i := range x {
-				n := atoi(f[i])
-				if n < 0 {
-					return nil, false
-				}
-				x[i] = uint32(n)
-			}
-			if k[0] == 'U' {
-				c.uid, c.euid, c.suid, c.haveUIDs = x[0], x[1], x[2], true
-			} else {
-				c.gid, c.egid, c.sgid, c.haveGs = x[0], x[1], x[2], true
-			}
-		case "CapEff":
-			if len(f) == 1 {
-				v, err := strconv.ParseUint(string(f[0]), 16, 64)
-				if err != nil {
-					return nil, false
-				}
-				c.capEff = v
-			}
-		}
-	}
-	return c, c.tgid > 0 && c.haveUIDs && c.haveGs
-}
 
 // credsAllowed is the kernel's scm_check_creds for the caller: the pid
 // must be its own (or CAP_SYS_ADMIN), the uid one of its real, effective

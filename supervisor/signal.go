@@ -82,16 +82,11 @@ func tgidOf(tid int) int {
 // or -1.
 func pgrpOf(tid int) int {
 	var buf [512]byte
-	fd, err := unix.Open("/proc/"+strconv.Itoa(tid)+"/stat", unix.O_RDONLY|unix.O_CLOEXEC, 0)
-	if err != nil {
+	b := readProcStat(tid, buf[:])
+	if b == nil {
 		return -1
 	}
-	n, err := readFull(fd, buf[:])
-	unix.Close(fd)
-	if err != nil {
-		return -1
-	}
-	return parseStatPgrp(buf[:n])
+	return parseStatPgrp(b)
 }
 
 // parseStatPgrp reads the process group from /proc/<pid>/stat: the comm
