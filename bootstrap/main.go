@@ -4,6 +4,7 @@
 //	bootstrap RUNTIME [ARGS...]      (AWS_LAMBDA_EXEC_WRAPPER)
 //	bootstrap --rules FILE [--mode enforce|audit] [--function NAME] -- CMD [ARGS...]
 //	bootstrap --check FILE [--function NAME]
+//	bootstrap --probe
 //
 // It exits with CMD's status (128+N if CMD died of signal N). If the policy
 // does not load or the filter cannot be installed, CMD does not run and the
@@ -17,28 +18,36 @@
 // (AWS_LAMBDA_RUNTIME_API set) a failure to start is reported as an init
 // error and the Runtime API is proxied so that audit lines carry the
 // request id.
+//
+// --probe prints what this kernel allows (internal/probe) as one JSON line
+// and then lines for people, all on stdout, and exits 1 when no backend
+// works here.
 package main
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"strings"
 
 	"github.com/hashicorp/go-hclog"
 
+	"vigil/internal/probe"
 	"vigil/rules"
 	"vigil/supervisor"
 )
 
 const usage = `usage: bootstrap --rules FILE [--mode enforce|audit] [--function NAME] -- CMD [ARGS...]
        bootstrap --check FILE [--function NAME]
+       bootstrap --probe             (what this kernel allows, and the backend auto picks)
        bootstrap                     (Lambda custom runtime; needs AWS_LAMBDA_RUNTIME_API)
        bootstrap RUNTIME [ARGS...]   (Lambda exec wrapper)`
 
 type options struct {
 	rules, check, mode, function string
-	functionSet                  bool
+	functionSet, probe           bool
 	cmd                          []string
 }
 
@@ -68,6 +77,12 @@ func parseArgs(args []string) (options, error) {
 		case "function":
 			dst = &o.function
 			o.functionSet = true
+		case "probe":
+			if hasVal {
+				return o, fmt.Errorf("flag %s takes no value", a)
+			}
+			o.probe = true
+			continue
 		case "h", "help":
 			return o, errors.New(usage)
 		default:
@@ -100,6 +115,9 @@ func run(args []string) int {
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "vigil:", err)
 		return 2
+	}
+	if o.probe {
+		return runProbe(os.Stdout)
 	}
 	if !o.functionSet {
 		o.function = os.Getenv("AWS_LAMBDA_FUNCTION_NAME")
@@ -149,4 +167,20 @@ func run(args []string) int {
 		return 2
 	}
 	return status
+}
+
+// runProbe prints the probe's report: one JSON line, then its lines for
+// people. 1 when no backend works here, else 0.
+func runProbe(w io.Writer) int {
+	r := probe.Run()
+	b, err := json.Marshal(r)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "vigil:", err)
+		return 2
+	}
+	fmt.Fprintf(w, "%s\n%s\n", b, strings.Join(r.Lines(), "\n"))
+	if r.Backend() == probe.BackendNone {
+		return 1
+	}
+	return 0
 }
