@@ -53,7 +53,8 @@ type rawFile struct {
 	mode              Mode
 	baseline          bool
 	logAllowed        bool
-	metrics           bool // metrics: EMF denial counts per invocation
+	metrics           bool   // metrics: EMF denial counts per invocation
+	backend           string // backend: "" (auto) or one of Backends
 	allowWritableExec bool
 	runtimeCommand    []string // [runtime] command
 	lists             [nKinds][]rawEntry
@@ -69,6 +70,7 @@ const (
 	leafBool
 	leafList
 	leafCommand // [runtime] command: an array of non-empty strings
+	leafBackend // backend: one of Backends
 )
 
 type schemaNode struct {
@@ -97,12 +99,13 @@ var schemaRoot = func() *schemaNode {
 			"network":    nw(),
 		}}
 	return &schemaNode{
-		hint: `the top level takes mode, baseline, log_allowed, metrics, [process], [filesystem], [network], [runtime] and [functions."NAME"]`,
+		hint: `the top level takes mode, baseline, log_allowed, metrics, backend, [process], [filesystem], [network], [runtime] and [functions."NAME"]`,
 		kids: map[string]*schemaNode{
 			"mode":        {leaf: leafMode},
 			"baseline":    {leaf: leafBool},
 			"log_allowed": {leaf: leafBool},
 			"metrics":     {leaf: leafBool},
+			"backend":     {leaf: leafBackend},
 			"process": {hint: "process takes exec and allow_writable_exec", kids: map[string]*schemaNode{
 				"exec": list(kExec), "allow_writable_exec": {leaf: leafBool}}},
 			"filesystem": fs(),
@@ -361,6 +364,17 @@ func (d *decoder) leafValue(m map[string]any, k []string, n *schemaNode) {
 		case "allow_writable_exec":
 			d.raw.allowWritableExec = b
 		}
+	case leafBackend:
+		b, ok := v.(string)
+		if !ok {
+			d.errorf(line, key, "must be a string, %s, not %s", backendList(), typeName(v))
+			return
+		}
+		if !validBackend(b) {
+			d.errorf(line, key, "%s is not a backend; use %s", tomlQuote(b), backendList())
+			return
+		}
+		d.raw.backend = b
 	case leafCommand:
 		arr, ok := v.([]any)
 		if !ok || len(arr) == 0 {

@@ -17,7 +17,7 @@ func TestParseErrors(t *testing.T) {
 		{"syntax", "mode = \n", `rules.toml:1: invalid TOML: `},
 		{"duplicate key", "mode = \"audit\"\nmode = \"audit\"\n", `rules.toml:2: invalid TOML: `},
 		// Unknown keys, at every level.
-		{"unknown top", "\n\nmoed = \"audit\"\n", `rules.toml:3: moed: unknown key; the top level takes mode, baseline, log_allowed, metrics, [process], [filesystem], [network], [runtime] and [functions."NAME"]`},
+		{"unknown top", "\n\nmoed = \"audit\"\n", `rules.toml:3: moed: unknown key; the top level takes mode, baseline, log_allowed, metrics, backend, [process], [filesystem], [network], [runtime] and [functions."NAME"]`},
 		{"unknown fs", "[filesystem]\nreed = [\"/a\"]\n", `rules.toml:2: filesystem.reed: unknown key; filesystem takes read, write and deny`},
 		{"unknown fs dotted", "filesystem.exec = [\"/a\"]\n", `rules.toml:1: filesystem.exec: unknown key; filesystem takes read, write and deny`},
 		{"unknown process", "[process]\nexecs = []\n", `rules.toml:2: process.execs: unknown key; process takes exec and allow_writable_exec`},

@@ -21,6 +21,7 @@ type compiled struct {
 	function          string
 	logAllowed        bool
 	metrics           bool // metrics = true: EMF denial counts
+	backend           string
 	allowWritableExec bool
 	runtimeCommand    []string // [runtime] command
 	entries           []*entry // the effective rules; an entry's id is its index
@@ -116,6 +117,7 @@ func Parse(filename string, data []byte, opt Options) (*Policy, error) {
 		function:          opt.Function,
 		logAllowed:        raw.logAllowed,
 		metrics:           raw.metrics,
+		backend:           raw.backend,
 		allowWritableExec: raw.allowWritableExec,
 		runtimeCommand:    raw.runtimeCommand,
 		entries:           b.active,
@@ -292,6 +294,41 @@ func (p *Policy) WithMode(m Mode) *Policy {
 
 // LogAllowed reports whether allowed decisions are logged too (log_allowed).
 func (p *Policy) LogAllowed() bool { return p != nil && p.c != nil && p.c.logAllowed }
+
+// Backends are the values of the backend key: how calls are vetted.
+// "auto" (the default) tries "notify" (seccomp user notification), then
+// ptrace with a seccomp filter, then ptrace alone; "ptrace" is ptrace with
+// a filter where the kernel allows one, else alone; "ptrace-seccomp" and
+// "ptrace-alone" insist on one of the two.
+var Backends = []string{"auto", "notify", "ptrace", "ptrace-seccomp", "ptrace-alone"}
+
+func validBackend(b string) bool {
+	for _, x := range Backends {
+		if b == x {
+			return true
+		}
+	}
+	return false
+}
+
+func backendList() string {
+	q := make([]string, len(Backends))
+	for i, b := range Backends {
+		q[i] = tomlQuote(b)
+	}
+	return strings.Join(q[:len(q)-1], ", ") + " or " + q[len(q)-1]
+}
+
+// ValidBackend reports whether b is one of Backends.
+func ValidBackend(b string) bool { return validBackend(b) }
+
+// Backend is the backend key ("auto" when unset).
+func (p *Policy) Backend() string {
+	if p == nil || p.c == nil || p.c.backend == "" {
+		return "auto"
+	}
+	return p.c.backend
+}
 
 // Metrics reports whether Vigil writes a CloudWatch Embedded Metric Format
 // line of denial counts per invocation that had any (metrics = true).

@@ -38,6 +38,9 @@ func (p *Policy) WriteTOML(w io.Writer) error {
 	if c.metrics {
 		pr("metrics = true\n")
 	}
+	if c.backend != "" {
+		pr("backend = ", tomlQuote(c.backend), "\n")
+	}
 
 	section := func(name string, kinds ...listKind) {
 		pr("\n[", name, "]\n")

@@ -120,11 +120,7 @@ func (b *execBarrier) await(s *supervisor, res *Result) {
 				}
 				killed = true
 				_ = unix.Kill(wpid, unix.SIGKILL)
-				ev := &Event{
-					Decision: DecisionKill, Op: "exec", Path: b.want.path, Pid: b.tgid,
-					Exe: exePath(wpid), Rule: why, Mode: s.policy.Mode().String(),
-				}
-				s.audit.Log(*ev)
+				b.logKill(s, wpid, why)
 				// Keep waiting: the exit comes next.
 			case event == unix.PTRACE_EVENT_STOP:
 				if killed {
@@ -144,6 +140,15 @@ func (b *execBarrier) await(s *supervisor, res *Result) {
 			}
 		}
 	}
+}
+
+// logKill writes the audit line of an exec killed because the new image
+// of pid is not what was allowed.
+func (b *execBarrier) logKill(s *supervisor, pid int, why string) {
+	s.audit.Log(Event{
+		Decision: DecisionKill, Op: "exec", Path: b.want.path, Pid: b.tgid,
+		Exe: exePath(pid), Rule: why, Mode: s.policy.Mode().String(),
+	})
 }
 
 // barrierVerifiedHook, when set (tests only), runs after the barrier has
@@ -355,7 +360,19 @@ func (r *request) checkLoaderOpen(path string, out *Result) {
 		return
 	}
 	tgid := r.st.tgid
-	if out.action != actInjectFD {
+	// What the open yields: the file the supervisor opened, or (ptrace
+	// backend) the object the caller's own open must yield, checked at its
+	// exit.
+	var dev, ino uint64
+	switch {
+	case out.action == actInjectFD:
+		var st unix.Stat_t
+		if err := unix.Fstat(out.fd, &st); err == nil {
+			dev, ino = uint64(st.Dev), st.Ino
+		}
+	case out.action == actContinue && r.openWant != nil:
+		dev, ino = r.openWant.dev, r.openWant.ino
+	default:
 		// Nothing to map was handed over: keep watching (the open is
 		// checked only when it yields a file).
 		return
@@ -364,11 +381,12 @@ func (r *request) checkLoaderOpen(path string, out *Result) {
 	if !ok {
 		return
 	}
-	var st unix.Stat_t
-	if err := unix.Fstat(out.fd, &st); err == nil && uint64(st.Dev) == x.want.dev && st.Ino == x.want.ino {
+	if dev == x.want.dev && ino == x.want.ino && (dev != 0 || ino != 0) {
 		return
 	}
-	unix.Close(out.fd)
+	if out.action == actInjectFD {
+		unix.Close(out.fd)
+	}
 	*out = Errno(unix.EACCES).withEvent(&Event{
 		Decision: DecisionDeny, Op: "exec", Path: x.want.path, Pid: tgid,
 		Rule:   "the program the dynamic loader opens is not the file that was allowed",

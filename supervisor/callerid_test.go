@@ -6,6 +6,7 @@ import (
 	"os"
 	"runtime"
 	"testing"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -120,17 +121,15 @@ func TestIdent(t *testing.T) {
 	c := make(chan int)
 	go func() { runtime.LockOSThread(); c <- unix.Gettid() }() // exits locked: the thread dies
 	dead := <-c
-	if _, _, err := pc.ident(dead); err == nil {
-		// The goroutine may not have exited yet; retry once it has.
-		for i := 0; i < 100; i++ {
-			if _, err := os.Stat("/proc/self/task/" + itoa(dead)); err != nil {
-				break
-			}
-			runtime.Gosched()
+	// The thread ends once its goroutine has: wait for it (no skip).
+	for i := 0; ; i++ {
+		if _, err := os.Stat("/proc/self/task/" + itoa(dead)); err != nil {
+			break
 		}
-	}
-	if _, err := os.Stat("/proc/self/task/" + itoa(dead)); err == nil {
-		t.Skip("thread still alive")
+		if i == 2000 {
+			t.Fatal("a goroutine that exited locked to its thread left the thread alive for 2 s")
+		}
+		time.Sleep(time.Millisecond)
 	}
 	if _, _, err := pc.ident(dead); err == nil {
 		t.Fatal("ident of a dead thread succeeded")

@@ -14,6 +14,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -31,6 +32,7 @@ import (
 // does the child exec the command.
 const (
 	msgListener = 'L'
+	msgTraced   = 'T' // traced modes: no listener, seize me
 	msgError    = 'E'
 	ackByte     = 'A'
 )
@@ -102,6 +104,7 @@ type spawnSpec struct {
 	prog  []byte // raw struct sock_filter[]
 	umask int    // the command's umask (the supervisor runs with 0)
 	json  bool   // the exec failure line is a JSON object (Config.JSONLog)
+	mode  spawnMode
 }
 
 // childStackSize is the child's stack until execve (it shares our memory).
@@ -163,6 +166,7 @@ func spawnChild(sp *spawnSpec) (pid, pidfd int, err error) {
 	s.ppid = C.int(os.Getpid())
 	s.umask = C.uint(sp.umask)
 	s.pgrp = C.int(unix.Getpgrp())
+	s.mode = C.int(sp.mode)
 
 	// The command gets the signal mask and soft RLIMIT_NOFILE this process
 	// started with, as with os/exec (Go raises the soft limit at start-up).
@@ -186,6 +190,56 @@ func spawnChild(sp *spawnSpec) (pid, pidfd int, err error) {
 		return -1, -1, &os.SyscallError{Syscall: "clone", Err: unix.Errno(-cpid)}
 	}
 	return int(cpid), int(cpidfd), nil
+}
+
+// spawnMode is what the child sets up before its execve: the backend.
+type spawnMode int
+
+const (
+	modeNotify       spawnMode = C.VIGIL_MODE_NOTIFY
+	modeTraceSeccomp spawnMode = C.VIGIL_MODE_TRACE
+	modeTraceAlone   spawnMode = C.VIGIL_MODE_PTRACE
+)
+
+func (m spawnMode) String() string {
+	switch m {
+	case modeTraceSeccomp:
+		return "ptrace-seccomp"
+	case modeTraceAlone:
+		return "ptrace"
+	}
+	return "notify"
+}
+
+// backendModes maps a backend name (rules.Backends; "" is "notify") to the
+// modes to try, in order.
+func backendModes(b string) ([]spawnMode, error) {
+	switch b {
+	case "", "notify":
+		return []spawnMode{modeNotify}, nil
+	case "auto":
+		return []spawnMode{modeNotify, modeTraceSeccomp, modeTraceAlone}, nil
+	case "ptrace":
+		return []spawnMode{modeTraceSeccomp, modeTraceAlone}, nil
+	case "ptrace-seccomp":
+		return []spawnMode{modeTraceSeccomp}, nil
+	case "ptrace-alone":
+		return []spawnMode{modeTraceAlone}, nil
+	}
+	return nil, errors.New("unknown backend " + strconv.Quote(b))
+}
+
+// parseTraced decodes the traced modes' struct vigil_handoff: the pid.
+func parseTraced(b []byte) (pid int, ok bool) {
+	if len(b) != int(unsafe.Sizeof(C.struct_vigil_handoff{})) || b[0] != msgTraced {
+		return 0, false
+	}
+	var h C.struct_vigil_handoff
+	copy((*[unsafe.Sizeof(h)]byte)(unsafe.Pointer(&h))[:], b)
+	if h.pid <= 0 {
+		return 0, false
+	}
+	return int(h.pid), true
 }
 
 // parseHandoff decodes a struct vigil_handoff.

@@ -32,4 +32,13 @@ type Config struct {
 	// MaxReceivers caps the receiver goroutines (each on its own OS thread);
 	// 0 means 64.
 	MaxReceivers int
+	// Backend says how calls are vetted: "notify" (seccomp user
+	// notification; also ""), "ptrace-seccomp" (ptrace, stops at the calls a
+	// seccomp filter marks), "ptrace-alone" (ptrace, every call stops),
+	// "ptrace" (the first of the two the kernel allows) or "auto" (notify,
+	// then the ptrace ones). See rules.Backends.
+	Backend string
+	// BackendHook, when set, is called with the backend that took hold of
+	// the command, before it runs ("notify", "ptrace-seccomp", "ptrace").
+	BackendHook func(name string)
 }

@@ -424,6 +424,10 @@ func TestExecUnverifiable(t *testing.T) {
 	// Inside, ptrace is refused in BPF, so a caller cannot trace itself
 	// out of the barrier's reach.
 	expectErr(t, supervise(t, newPolicy(), fixture("vtool"), "tracedexec", fixture("hello")), "EPERM")
+	// The rest tests the notification backend's exec barrier (a tracee of
+	// another tracer cannot be seized); under ptrace the command is the
+	// backend's own tracee from its start and nobody else can attach.
+	notifyOnly(t)
 
 	dir, pol := execTree(t)
 	ed := fixture("execdoor")

@@ -16,6 +16,9 @@ import (
 // the doors aimed at it.
 type filterTarget struct {
 	pid int // the supervisor's pid (thread group id)
+	// trace: the vetted calls stop for the ptrace backend
+	// (SECCOMP_RET_TRACE) instead of notifying a listener.
+	trace bool
 }
 
 // cond is one argument condition of a rule (libseccomp ANDs a rule's
@@ -189,8 +192,12 @@ func buildFilter(t filterTarget) ([]byte, error) {
 	}
 	// The child sets no_new_privs itself; the attribute only matters for
 	// Load(), which we never call.
+	vetted := seccomp.ActNotify
+	if t.trace {
+		vetted = seccomp.ActTrace.SetReturnCode(0)
+	}
 	for _, nr := range notifiedSyscalls() {
-		if err := addRule(f, nr, seccomp.ActNotify, notifyConds[nr]); err != nil {
+		if err := addRule(f, nr, vetted, notifyConds[nr]); err != nil {
 			return nil, fmt.Errorf("libseccomp: notify rule for syscall %d: %w", nr, err)
 		}
 	}

@@ -224,6 +224,7 @@ func superviseIn(t testing.TB, pol Policy, dir string, stdin *os.File, args ...s
 		Stderr:  errF,
 		Auditor: NewAuditor(lw),
 		Logger:  NewLogger(lw, hclog.Debug),
+		Backend: testBackend,
 	})
 	so, _ := os.ReadFile(outF.Name())
 	se, _ := os.ReadFile(errF.Name())
@@ -265,10 +266,14 @@ func helperSupervisor(spec string) int {
 		if strings.HasPrefix(p, "write=") {
 			pol.write = append(pol.write, strings.TrimPrefix(p, "write="))
 		}
+		if b, ok := strings.CutPrefix(p, "backend="); ok {
+			testBackend = b
+		}
 	}
 	os.Unsetenv("VIGIL_TEST_SUPERVISOR")
 	os.Unsetenv("VIGIL_TEST_FIXTURES")
-	st, err := Run(Config{Policy: pol, Args: os.Args[1:]})
+	st, err := Run(Config{Policy: pol, Args: os.Args[1:], Backend: testBackend,
+		BackendHook: func(b string) { fmt.Fprintln(os.Stderr, "vigil-test: backend "+b) }})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 2
@@ -283,5 +288,22 @@ func helperCmd(spec string, args ...string) *exec.Cmd {
 	cmd.Env = append(os.Environ(), "VIGIL_TEST_SUPERVISOR="+spec, "VIGIL_TEST_FIXTURES="+fixtures)
 	return cmd
 }
+
+// testBackend is the backend the behaviour tests run under:
+// VIGIL_TEST_BACKEND ("" is notify). make test runs the package once per
+// backend.
+var testBackend = os.Getenv("VIGIL_TEST_BACKEND")
+
+// notifyOnly skips a test of the notification backend's own machinery
+// (listener, ADDFD, replay, exec barrier) when the tests run under ptrace.
+func notifyOnly(t testing.TB) {
+	t.Helper()
+	if tracedBackend() {
+		t.Skipf("tests the seccomp notification backend's machinery; this run is VIGIL_TEST_BACKEND=%s", testBackend)
+	}
+}
+
+// tracedBackend reports whether the tests run under a ptrace backend.
+func tracedBackend() bool { return testBackend != "" && testBackend != "notify" && testBackend != "auto" }
 
 func itoa(i int) string { return strconv.Itoa(i) }

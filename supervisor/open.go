@@ -264,6 +264,7 @@ func handleOpen(r *request) (out Result) {
 	if e != 0 {
 		return Errno(e)
 	}
+	r.open = &c
 	// barrier_linux.go: a dynamic loader's open of the program it runs
 	// must yield the file that was allowed.
 	defer r.checkLoaderOpen(c.path, &out)
@@ -335,6 +336,14 @@ func handleOpen(r *request) (out Result) {
 			// nothing by itself: every use of it as a dirfd, through
 			// /proc/self/fd/N or with execveat(AT_EMPTY_PATH) is resolved
 			// to its object again and judged. Only metadata (fstat) leaks.
+			return Continue().withEvent(ev)
+		}
+		if r.traced && res.Kind != resolve.Magic && res.Exists && c.flags&(unix.O_CREAT|unix.O_EXCL|unix.O_TRUNC|oTmpfileFlag) == 0 {
+			// ptrace backend, an open without side effects: the caller's
+			// own call runs, and what it opens must be this object (checked
+			// at its exit, ptrace_linux.go). Nothing is opened here: a
+			// FIFO's open would block the tracer.
+			r.openWant = &openWant{dev: res.Dev, ino: res.Ino}
 			return Continue().withEvent(ev)
 		}
 		var fd int
@@ -421,7 +430,7 @@ func cutProcPrefix(p, prefix string) (string, bool) {
 // tell the caller and what Resolve would say, without a decision.
 // checked reports whether the notification id was re-validated.
 func (r *request) lexicalOpen(c openCall, ctx resolve.Context, acc rules.Access, oflags int, mode uint32) (res Result, done, checked bool) {
-	if disableLexicalOpen || c.resolve != 0 || c.flags&(unix.O_PATH|oTmpfileFlag) != 0 {
+	if disableLexicalOpen || r.traced || c.resolve != 0 || c.flags&(unix.O_PATH|oTmpfileFlag) != 0 {
 		return res, false, false
 	}
 	p, ok := lexicalPath(c.path, r.st.tgid, r.tid)

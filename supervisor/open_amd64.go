@@ -2,7 +2,11 @@
 
 package supervisor
 
-import "golang.org/x/sys/unix"
+import (
+	"golang.org/x/sys/unix"
+
+	"vigil/tracer"
+)
 
 // decodeOpenLegacy decodes x86-64's open and creat for decodeOpen (which
 // then normalises them like openat): it returns the path's address, and
@@ -17,4 +21,16 @@ func decodeOpenLegacy(r *request, c *openCall) (pathAddr uint64, ok bool) {
 		return 0, false
 	}
 	return pathAddr, true
+}
+
+// legacyOpenMayBlock: open(2) and creat(2) that the handler performs
+// itself (ptrace backend, see openMayBlock).
+func legacyOpenMayBlock(c *tracer.Call, effects uint64) bool {
+	switch c.Nr {
+	case unix.SYS_OPEN:
+		return c.Args[1]&effects != 0
+	case unix.SYS_CREAT:
+		return true
+	}
+	return false
 }

@@ -54,7 +54,9 @@ func TestReplayInterruptedCalls(t *testing.T) {
 		if exclFail != 0 || otherFail != 0 || connFail != 0 || creates != 8*400 || connects != 4*400 {
 			t.Fatalf("double or failed side effects: %s", out)
 		}
-		if n == 0 {
+		if n == 0 && !tracedBackend() {
+			// (Under ptrace a stopped call is never re-issued: the
+			// behaviour above is the whole test.)
 			t.Fatal("no call was interrupted and replayed: the test did not exercise the re-issue")
 		}
 	})
@@ -75,6 +77,7 @@ func TestReplayInterruptedCalls(t *testing.T) {
 		}
 	})
 	t.Run("without replay the double side effects show", func(t *testing.T) {
+		notifyOnly(t) // ptrace stops are never re-issued: there is nothing to replay
 		disableReplay = true
 		defer func() { disableReplay = false }()
 		_, exclFail, _, _, connFail, out := run(t)

@@ -21,7 +21,18 @@ type request struct {
 	pc      *procCache // the receiver's
 	pidfd   int
 	tainted bool // credential state of this thread could not be restored
+	// traced: the call is stopped under the ptrace backend (ptrace_linux.go),
+	// not a notification; it stays pending until the tracer resumes it.
+	traced bool
+	// open is the decoded open-family call (handleOpen), for the ptrace
+	// backend's check of what the caller's own open yields.
+	open *openCall
+	// openWant (ptrace backend): the object an allowed open without side
+	// effects must yield.
+	openWant *openWant
 }
+
+type openWant struct{ dev, ino uint64 }
 
 func (r *request) release() {
 	if r.pidfd >= 0 {
@@ -36,7 +47,14 @@ func (r *request) arg(i int) uint64 { return r.n.Data.Args[i] }
 func (r *request) argInt(i int) int { return int(int32(uint32(r.n.Data.Args[i]))) }
 
 // valid re-checks that the notification is still pending.
-func (r *request) valid() bool { return notifIDValid(r.s.listener, r.n.ID) }
+func (r *request) valid() bool {
+	if r.traced {
+		// A thread in a ptrace stop cannot leave it, and its id cannot be
+		// reused before the tracer has reaped it.
+		return true
+	}
+	return notifIDValid(r.s.listener, r.n.ID)
+}
 
 // procStatus is what the supervisor needs from /proc/<tid>/status.
 type procStatus struct {

@@ -100,25 +100,6 @@ func Run(cfg Config) (int, error) {
 		s.groupsIrrelevant = groupsIrrelevant(b)
 	}
 
-	prog, err := buildFilter(filterTarget{pid: os.Getpid()})
-	if err != nil {
-		return 2, &StartError{Stage: "filter", Err: err}
-	}
-	sp, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_SEQPACKET|unix.SOCK_CLOEXEC, 0)
-	if err != nil {
-		return 2, &StartError{Stage: "handoff", Err: err}
-	}
-	parentSock, childSock := sp[0], sp[1]
-	defer unix.Close(parentSock)
-	childSockOpen := true
-	closeChildSock := func() {
-		if childSockOpen {
-			unix.Close(childSock)
-			childSockOpen = false
-		}
-	}
-	defer closeChildSock()
-
 	// The supervisor's own hardening. Non-dumpable: the child cannot open
 	// our /proc entries or ptrace us. Subreaper: orphans of the command
 	// come to us, so that we can kill them. Umask 0: the caller's umask is
@@ -162,6 +143,67 @@ func Run(cfg Config) (int, error) {
 	oldMask := unix.Umask(0)
 	defer unix.Umask(oldMask)
 
+	// The backends to try, in order: a failure to install the filter or to
+	// take hold of the child (nothing of the command ran) moves on to the
+	// next one.
+	modes, err := backendModes(cfg.Backend)
+	if err != nil {
+		return 2, &StartError{Stage: "backend", Err: err}
+	}
+	sp := &spawnSpec{
+		path:  path,
+		args:  cfg.Args,
+		env:   env,
+		dir:   cfg.Dir,
+		stdio: [3]*os.File{orStd(cfg.Stdin, os.Stdin), orStd(cfg.Stdout, os.Stdout), stderr},
+		umask: oldMask,
+		json:  cfg.JSONLog,
+	}
+	var refused []string
+	for i, m := range modes {
+		var status int
+		var err error
+		if m == modeNotify {
+			status, err = s.runNotify(cfg, sp, sigs)
+		} else {
+			status, err = s.runTraced(m, sp, sigs, cfg.BackendHook)
+		}
+		if err != nil && i < len(modes)-1 && fallbackable(err) {
+			s.log.Warn("backend refused, trying the next one", "backend", m.String(), "error", err)
+			refused = append(refused, m.String()+": "+err.Error())
+			continue
+		}
+		if err != nil && len(refused) > 0 {
+			var se *StartError
+			if errors.As(err, &se) {
+				se.Refused = refused
+			}
+		}
+		return status, err
+	}
+	return 2, &StartError{Stage: "backend", Err: errors.New("no backend")}
+}
+
+// runNotify runs the command under the seccomp user-notification backend.
+func (s *supervisor) runNotify(cfg Config, sp *spawnSpec, sigs chan os.Signal) (int, error) {
+	prog, err := buildFilter(filterTarget{pid: os.Getpid()})
+	if err != nil {
+		return 2, &StartError{Stage: "filter", Err: err}
+	}
+	pair, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_SEQPACKET|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return 2, &StartError{Stage: "handoff", Err: err}
+	}
+	parentSock, childSock := pair[0], pair[1]
+	defer unix.Close(parentSock)
+	childSockOpen := true
+	closeChildSock := func() {
+		if childSockOpen {
+			unix.Close(childSock)
+			childSockOpen = false
+		}
+	}
+	defer closeChildSock()
 	// spawnChild returns only once the child has exec'd the command (which
 	// needs the listener held and a receiver running) or exited: the
 	// handoff runs on another goroutine.
@@ -196,17 +238,9 @@ func Run(cfg Config) (int, error) {
 		}
 		hc <- handoffResult{listener, cerr, err}
 	}()
-	pid, pidfd, err := spawnChild(&spawnSpec{
-		path:  path,
-		args:  cfg.Args,
-		env:   env,
-		dir:   cfg.Dir,
-		stdio: [3]*os.File{orStd(cfg.Stdin, os.Stdin), orStd(cfg.Stdout, os.Stdout), stderr},
-		sock:  childSock,
-		prog:  prog,
-		umask: oldMask,
-		json:  cfg.JSONLog,
-	})
+	spec := *sp
+	spec.sock, spec.prog, spec.mode = childSock, prog, modeNotify
+	pid, pidfd, err := spawnChild(&spec)
 	// The child shared our memory map until its execve, and made it
 	// dumpable for the handoff (spawn_linux.c): non-dumpable again.
 	if perr := unix.Prctl(unix.PR_SET_DUMPABLE, 0, 0, 0, 0); perr != nil && err == nil {
@@ -245,7 +279,10 @@ func Run(cfg Config) (int, error) {
 		}
 		return status, nil
 	}
-	s.log.Debug("command started", "pid", pid, "command", cfg.Args[0])
+	s.log.Debug("command started", "pid", pid, "command", cfg.Args[0], "backend", "notify")
+	if cfg.BackendHook != nil {
+		cfg.BackendHook("notify")
+	}
 
 	status := s.supervise(pid, pidfd, sigs)
 	s.killDescendants()

@@ -148,6 +148,38 @@ static __attribute__((noreturn)) void fail(int sock, int stage, int err) {
 	_exit(2);
 }
 
+static __attribute__((noreturn)) void exec_command(const struct vigil_spawn *s);
+
+// traced_child is the end of the child's start in the traced modes: load
+// the filter that answers the vetted calls with SECCOMP_RET_TRACE
+// (VIGIL_MODE_TRACE; with no tracer attached they fail with ENOSYS) or none
+// (VIGIL_MODE_PTRACE), say so, and exec only once the tracer has seized
+// this process (the ack). Dumpable for the seize, as for the handoff.
+static __attribute__((noreturn)) void traced_child(const struct vigil_spawn *s, int sock) {
+	if (s->mode == VIGIL_MODE_TRACE && syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, &s->prog) != 0)
+		fail(sock, VIGIL_STAGE_SECCOMP, errno);
+	prctl(PR_SET_DUMPABLE, 1, 0, 0, 0);
+	struct vigil_handoff h;
+	memset(&h, 0, sizeof h);
+	h.tag = 'T';
+	h.pid = (int32_t)syscall(SYS_getpid);
+	h.fd = -1;
+	ssize_t r;
+	do {
+		r = write(sock, &h, sizeof h);
+	} while (r < 0 && errno == EINTR);
+	if (r != (ssize_t)sizeof h)
+		fail(sock, VIGIL_STAGE_HANDOFF, r < 0 ? errno : EIO);
+	char ack = 0;
+	do {
+		r = read(sock, &ack, 1);
+	} while (r < 0 && errno == EINTR);
+	if (r != 1 || ack != 'A')
+		_exit(2);
+	close(sock);
+	exec_command(s);
+}
+
 static __attribute__((noreturn)) void child(const struct vigil_spawn *s) {
 	uint64_t all = ~(uint64_t)0;
 	// Everything blocked (32 and 33 too: raw syscall), then every caught
@@ -217,6 +249,8 @@ static __attribute__((noreturn)) void child(const struct vigil_spawn *s) {
 
 	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0)
 		fail(sock, VIGIL_STAGE_NONEWPRIVS, errno);
+	if (s->mode != VIGIL_MODE_NOTIFY)
+		traced_child(s, sock);
 	// This process is single-threaded: no TSYNC needed (trap 2 cannot
 	// happen). WAIT_KILLABLE_RECV needs 5.19; without it, retry.
 	unsigned long flags = SECCOMP_FILTER_FLAG_NEW_LISTENER;
@@ -275,7 +309,13 @@ static __attribute__((noreturn)) void child(const struct vigil_spawn *s) {
 	if (r != 1 || ack != 'A')
 		_exit(2);
 	close(sock);
+	exec_command(s);
+}
 
+// exec_command gives the command its umask and signal mask and execs it;
+// if the exec fails it says why and exits like a shell.
+static __attribute__((noreturn)) void exec_command(const struct vigil_spawn *s) {
+	ssize_t r;
 	umask((mode_t)s->umask); // the supervisor runs with 0
 	uint64_t mask = s->sigmask;
 	syscall(SYS_rt_sigprocmask, SIG_SETMASK, &mask, NULL, sizeof mask);

@@ -28,7 +28,7 @@ struct vigil_childerr {
 // What the child writes once its filter is loaded: its pid and the
 // listener's fd number, for pidfd_getfd.
 struct vigil_handoff {
-	char tag; // 'L'
+	char tag; // 'L'; 'T': no listener (traced modes), fd is -1
 	char pad[3];
 	int32_t pid;
 	int32_t fd;
@@ -54,6 +54,14 @@ struct vigil_spawn {
 	int nerrtab;
 	unsigned int umask; // the command's umask
 	int pgrp;           // the supervisor's process group
+	int mode;           // VIGIL_MODE_*: what the child loads and hands over
+};
+
+// What the child does before its execve (struct vigil_spawn.mode).
+enum {
+	VIGIL_MODE_NOTIFY = 0,  // filter with a listener; the listener is handed over
+	VIGIL_MODE_TRACE = 1,   // filter answering SECCOMP_RET_TRACE; seized by the tracer
+	VIGIL_MODE_PTRACE = 2,  // no filter; seized by the tracer, every call stops
 };
 
 extern int vigil_test_walk_fds;     // tests: force the pre-5.11 fd walk
