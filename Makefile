@@ -42,6 +42,11 @@ test: build fixtures layer-deps
 	$(GO) vet ./...
 	$(GO) test -count=1 -timeout 20m ./...
 	$(GO) test -race -count=1 -timeout 10m -run '^(TestLoad|TestReplayInterruptedCalls)$$' ./supervisor/
+	# The supervisor's behaviour tests again under each ptrace backend: the
+	# same cases, the same answers and audit lines (tests of the notify
+	# backend's own machinery say so and skip).
+	VIGIL_TEST_BACKEND=ptrace-seccomp $(GO) test -count=1 -timeout 20m ./supervisor/ ./e2e/
+	VIGIL_TEST_BACKEND=ptrace-alone $(GO) test -count=1 -timeout 20m ./supervisor/ ./e2e/
 
 # Micro-benchmarks (policy decisions, path resolution, the Runtime API
 # proxy) run the usual way; the end-to-end ones compare whole workloads with

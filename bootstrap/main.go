@@ -39,14 +39,16 @@ import (
 	"vigil/supervisor"
 )
 
-const usage = `usage: bootstrap --rules FILE [--mode enforce|audit] [--function NAME] -- CMD [ARGS...]
+const usage = `usage: bootstrap --rules FILE [--mode enforce|audit] [--function NAME] [--backend B] -- CMD [ARGS...]
        bootstrap --check FILE [--function NAME]
        bootstrap --probe             (what this kernel allows, and the backend auto picks)
        bootstrap                     (Lambda custom runtime; needs AWS_LAMBDA_RUNTIME_API)
-       bootstrap RUNTIME [ARGS...]   (Lambda exec wrapper)`
+       bootstrap RUNTIME [ARGS...]   (Lambda exec wrapper)
+backends (--backend, or backend in rules.toml; default auto):
+       auto, notify, ptrace, ptrace-seccomp, ptrace-alone`
 
 type options struct {
-	rules, check, mode, function string
+	rules, check, mode, function, backend string
 	functionSet, probe           bool
 	cmd                          []string
 }
@@ -77,6 +79,8 @@ func parseArgs(args []string) (options, error) {
 		case "function":
 			dst = &o.function
 			o.functionSet = true
+		case "backend":
+			dst = &o.backend
 		case "probe":
 			if hasVal {
 				return o, fmt.Errorf("flag %s takes no value", a)
@@ -153,20 +157,39 @@ func run(args []string) int {
 		}
 		p = p.WithMode(m)
 	}
-	// The function name joins audit lines in a later issue
-	// (Auditor.SetFunction); the shape is ready for it.
+	backend := p.Backend()
+	if o.backend != "" {
+		if !rules.ValidBackend(o.backend) {
+			log.Error("bad backend", "backend", o.backend, "valid", strings.Join(rules.Backends, ", "))
+			return 2
+		}
+		backend = o.backend
+	}
 	auditor := supervisor.NewAuditor(lw)
+	slog := supervisor.NewLogger(lw, hclog.Info)
 	status, err := supervisor.Run(supervisor.Config{
-		Policy:  p,
-		Args:    o.cmd,
-		Auditor: auditor,
-		Logger:  supervisor.NewLogger(lw, hclog.Info),
+		Policy:      p,
+		Args:        o.cmd,
+		Auditor:     auditor,
+		Logger:      slog,
+		Backend:     backend,
+		BackendHook: backendLogger(slog, backend),
 	})
 	if err != nil {
 		log.Error("cannot run command under the filter", "error", err.Error())
 		return 2
 	}
 	return status
+}
+
+// backendLogger logs which backend took hold of the command when it is not
+// the one asked for by name, nor notify for auto: a fallback worth knowing.
+func backendLogger(log hclog.Logger, asked string) func(string) {
+	return func(got string) {
+		if got != asked && !(asked == "auto" && got == "notify") {
+			log.Named("bootstrap").Info("backend in use", "backend", got, "asked", asked)
+		}
+	}
 }
 
 // runProbe prints the probe's report: one JSON line, then its lines for

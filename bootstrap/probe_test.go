@@ -81,10 +81,10 @@ func TestProbeRefused(t *testing.T) {
 
 	code, stdout := probeAs()
 	m, lines := probeOutput(t, stdout)
-	if code != 0 || m["backend"] != "ptrace" || works(m, "seccomp_filter") || !works(m, "ptrace_seize") {
+	if code != 0 || m["backend"] != "ptrace-alone" || works(m, "seccomp_filter") || !works(m, "ptrace_seize") {
 		t.Errorf("no seccomp: exit %d\n%s", code, stdout)
 	}
-	if !strings.Contains(lines[0], `backend auto picks "ptrace"`) {
+	if !strings.Contains(lines[0], `backend auto picks "ptrace-alone"`) {
 		t.Errorf("summary %q", lines[0])
 	}
 
@@ -97,7 +97,7 @@ func TestProbeRefused(t *testing.T) {
 	for _, want := range []string{
 		"no backend works here",
 		"not notify: seccomp filter: seccomp(SECCOMP_SET_MODE_FILTER): EPERM (operation not permitted)",
-		"not ptrace: ptrace PTRACE_SEIZE: ptrace(PTRACE_SEIZE, PTRACE_O_TRACESECCOMP|PTRACE_O_EXITKILL): EPERM (operation not permitted)",
+		"not ptrace-alone: ptrace PTRACE_SEIZE: ptrace(PTRACE_SEIZE, PTRACE_O_TRACESECCOMP|PTRACE_O_EXITKILL): EPERM (operation not permitted)",
 	} {
 		if !strings.Contains(text, want) {
 			t.Errorf("no %q in\n%s", want, text)

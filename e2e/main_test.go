@@ -138,7 +138,11 @@ func run(t testing.TB, policy string, env []string, stdin string, argv ...string
 	defer cancel()
 	var cmd *exec.Cmd
 	if policy != "" {
-		cmd = exec.CommandContext(ctx, bootstrapBin, append([]string{"--rules", policy, "--"}, argv...)...)
+		flags := []string{"--rules", policy}
+		if b := os.Getenv("VIGIL_TEST_BACKEND"); b != "" {
+			flags = append(flags, "--backend", b) // make test runs e2e per backend
+		}
+		cmd = exec.CommandContext(ctx, bootstrapBin, append(append(flags, "--"), argv...)...)
 	} else {
 		cmd = exec.CommandContext(ctx, argv[0], argv[1:]...)
 	}

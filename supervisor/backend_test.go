@@ -38,7 +38,7 @@ func TestBackendFallback(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if !strings.Contains(out, "vigil-test: backend ptrace\n") {
+		if !strings.Contains(out, "vigil-test: backend ptrace-alone\n") {
 			t.Fatalf("want the ptrace backend (alone), got %q", out)
 		}
 		if code != 1 || !strings.Contains(out, "ERR 13 EACCES") {

@@ -206,7 +206,7 @@ func (m spawnMode) String() string {
 	case modeTraceSeccomp:
 		return "ptrace-seccomp"
 	case modeTraceAlone:
-		return "ptrace"
+		return "ptrace-alone"
 	}
 	return "notify"
 }

@@ -39,6 +39,6 @@ type Config struct {
 	// then the ptrace ones). See rules.Backends.
 	Backend string
 	// BackendHook, when set, is called with the backend that took hold of
-	// the command, before it runs ("notify", "ptrace-seccomp", "ptrace").
+	// the command, before it runs ("notify", "ptrace-seccomp", "ptrace-alone").
 	BackendHook func(name string)
 }

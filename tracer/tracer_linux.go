@@ -29,7 +29,7 @@ const (
 
 func (m Mode) String() string {
 	if m == SyscallStops {
-		return "ptrace"
+		return "ptrace-alone"
 	}
 	return "ptrace-seccomp"
 }

@@ -23,7 +23,7 @@ import (
 const (
 	BackendNotify        = "notify"         // seccomp user notification (supervisor/)
 	BackendPtraceSeccomp = "ptrace-seccomp" // ptrace, stopped only on vetted calls by SECCOMP_RET_TRACE
-	BackendPtrace        = "ptrace"         // ptrace, stopped on every call (PTRACE_SYSCALL)
+	BackendPtrace        = "ptrace-alone"   // ptrace, stopped on every call (PTRACE_SYSCALL)
 	BackendNone          = "none"           // nothing works: Vigil cannot enforce here
 )
 
@@ -112,7 +112,7 @@ func (r Report) needs() []tier {
 // Backend is the backend "auto" picks: "notify" when a seccomp filter, a
 // listener, ADDFD, pidfd_getfd and process_vm_readv work; else
 // "ptrace-seccomp" when a seccomp filter, PTRACE_SEIZE and process_vm_readv
-// work; else "ptrace" when PTRACE_SEIZE and process_vm_readv work; else
+// work; else "ptrace-alone" when PTRACE_SEIZE and process_vm_readv work; else
 // "none".
 func (r Report) Backend() string {
 	for _, b := range r.needs() {

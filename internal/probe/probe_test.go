@@ -71,7 +71,7 @@ func TestHungChildTimesOut(t *testing.T) {
 	start := time.Now()
 	r := run(timeout, 2) // VP_HANG_SECCOMP
 	took := time.Since(start)
-	if took < timeout || took > 5*timeout {
+	if took < timeout*9/10 || took > 5*timeout { // the C side measures its own clock
 		t.Errorf("took %v with a %v timeout", took, timeout)
 	}
 	for _, c := range []Check{r.SeccompFilter, r.SeccompListener, r.SeccompAddFD, r.WaitKillableRecv} {
@@ -180,7 +180,7 @@ func TestBackend(t *testing.T) {
 		{"no listener", func(r *Report) { r.SeccompListener = no }, "ptrace-seccomp"},
 		{"no ADDFD", func(r *Report) { r.SeccompAddFD = no }, "ptrace-seccomp"},
 		{"no pidfd_getfd", func(r *Report) { r.PidfdGetfd = no }, "ptrace-seccomp"},
-		{"no seccomp", func(r *Report) { r.SeccompFilter = no }, "ptrace"},
+		{"no seccomp", func(r *Report) { r.SeccompFilter = no }, "ptrace-alone"},
 		{"no listener, no seize", func(r *Report) { r.SeccompListener, r.PtraceSeize = no, no }, "none"},
 		{"no process_vm_readv", func(r *Report) { r.ProcessVMReadv = no }, "none"},
 		{"no seccomp, no seize", func(r *Report) { r.SeccompFilter, r.PtraceSeize = no, no }, "none"},
@@ -212,7 +212,7 @@ func TestJSONAndLines(t *testing.T) {
 			t.Errorf("no %q in %s", k, b)
 		}
 	}
-	if m["backend"] != "ptrace" || strings.Contains(string(b), "\n") {
+	if m["backend"] != "ptrace-alone" || strings.Contains(string(b), "\n") {
 		t.Errorf("json %s", b)
 	}
 	var back Report
@@ -221,7 +221,7 @@ func TestJSONAndLines(t *testing.T) {
 	}
 
 	lines := r.Lines()
-	if !strings.Contains(lines[0], `Linux 5.10.0 x86_64: backend auto picks "ptrace" (2.5 ms)`) {
+	if !strings.Contains(lines[0], `Linux 5.10.0 x86_64: backend auto picks "ptrace-alone" (2.5 ms)`) {
 		t.Errorf("summary %q", lines[0])
 	}
 	text := strings.Join(lines, "\n")
@@ -240,7 +240,7 @@ func TestJSONAndLines(t *testing.T) {
 	}
 
 	r.PtraceSeize = no
-	if lines := r.Lines(); !strings.Contains(lines[0], "no backend works here") || !strings.HasPrefix(lines[3], "  not ptrace: ptrace PTRACE_SEIZE: ") {
+	if lines := r.Lines(); !strings.Contains(lines[0], "no backend works here") || !strings.HasPrefix(lines[3], "  not ptrace-alone: ptrace PTRACE_SEIZE: ") {
 		t.Errorf("none:\n%s", strings.Join(lines, "\n"))
 	}
 }
