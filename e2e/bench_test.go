@@ -151,3 +151,26 @@ func BenchmarkNodeColdRequire(b *testing.B) {
 	compare(b, "ms", []variant{vs[0], vs[2]}, func(a []string) float64 { return wallMs(b, a) },
 		node, "-e", `require("https")`)
 }
+
+// BenchmarkVettedOpenBackends: the openat+close loop of BenchmarkVettedOpen
+// under each backend in one run: notify (vigil), ptrace with a seccomp
+// filter (only vetted calls stop) and ptrace alone (every call stops),
+// against native and the notify backend.
+func BenchmarkVettedOpenBackends(b *testing.B) {
+	pol := benchPolicy(b)
+	backend := func(name string) variant {
+		return variant{name, func(a []string) []string {
+			return append([]string{bootstrapBin, "--rules", pol, "--backend", name, "--"}, a...)
+		}}
+	}
+	vs := []variant{variants(pol)[0], variants(pol)[2], backend("ptrace-seccomp"), backend("ptrace-alone")}
+	med := compare(b, "ns/op", vs, func(a []string) float64 { return nsPerOp(b, a...) },
+		fixture("bench_openat"), "20000", "/etc/hostname")
+	var line []string
+	for _, n := range []string{"ptrace-seccomp", "ptrace-alone"} {
+		b.ReportMetric(med[n]/med["native"], n+"/native")
+		b.ReportMetric(med[n]/med["vigil"], n+"/notify")
+		line = append(line, fmt.Sprintf("%s/native %.2fx, %s/notify %.2fx", n, med[n]/med["native"], n, med[n]/med["vigil"]))
+	}
+	fmt.Fprintf(os.Stdout, "%s: %s\n", b.Name(), strings.Join(line, ", "))
+}
