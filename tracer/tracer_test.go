@@ -3,7 +3,6 @@
 package tracer
 
 import (
-	"bytes"
 	"errors"
 	"os"
 	"os/exec"
@@ -74,8 +73,14 @@ func trace(t *testing.T, mode Mode, d Decider, argv ...string) (string, unix.Wai
 	if err != nil {
 		t.Fatal(err)
 	}
-	var out bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &out
+	// A file, not a buffer: nobody calls cmd.Wait (the tracer reaps the
+	// child), so os/exec's copying goroutine would never be waited for.
+	outF, err := os.Create(t.TempDir() + "/out")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer outF.Close()
+	cmd.Stdout, cmd.Stderr = outF, outF
 	type res struct {
 		ws  unix.WaitStatus
 		err error
@@ -113,7 +118,8 @@ func trace(t *testing.T, mode Mode, d Decider, argv ...string) (string, unix.Wai
 	}
 	stdin.Close()
 	r := <-rc
-	return out.String(), r.ws
+	out, _ := os.ReadFile(outF.Name())
+	return string(out), r.ws
 }
 
 // waitInRead waits until pid is blocked in read(0, ...) (/proc/PID/syscall
