@@ -96,7 +96,6 @@ func TestNoSymlinksErrnoOrder(t *testing.T) {
 // path; a symlink anywhere on the way sends the open to the full path,
 // which judges the resolved object.
 func TestOpenLexicalFastPath(t *testing.T) {
-	notifyOnly(t) // the ptrace backend has no lexical fast path (the caller opens)
 	root, pol := tree(t)
 	vt := fixture("vtool")
 	must(t, os.Symlink(root+"/secret", root+"/allowed/dirlink"))

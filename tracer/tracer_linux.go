@@ -125,6 +125,7 @@ type thread struct {
 
 type asyncDone struct {
 	tid int
+	x   *thread // the thread it was made for: the tid may have been reused since
 	v   Verdict
 }
 
@@ -367,7 +368,7 @@ func (t *Tracer) syscallStop(tid int, x *thread) {
 			go func() {
 				runtime.LockOSThread() // handlers may change this thread's credentials
 				v := t.dec.Enter(c)
-				t.done <- asyncDone{tid, v}
+				t.done <- asyncDone{tid, x, v}
 				runtime.UnlockOSThread()
 			}()
 			return
@@ -383,8 +384,10 @@ func (t *Tracer) syscallStop(tid int, x *thread) {
 func (t *Tracer) finishAsync(d asyncDone) {
 	t.pending--
 	x := t.threads[d.tid]
-	if x == nil {
-		return // gone meanwhile
+	if x == nil || x != d.x {
+		// Gone meanwhile (killed, or replaced by an exec from another
+		// thread that took its id): the verdict belongs to nobody now.
+		return
 	}
 	x.busy = false
 	t.apply(d.tid, x, d.v, t.mode == SeccompStops)
