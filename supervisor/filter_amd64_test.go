@@ -6,8 +6,9 @@ import (
 	"encoding/binary"
 	"testing"
 
-	"golang.org/x/net/bpf"
 	"golang.org/x/sys/unix"
+
+	"vigil/tracer"
 )
 
 const (
@@ -36,34 +37,20 @@ func TestFilterProgram(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	prog := decodeProgram(raw)
-	insns := make([]bpf.Instruction, len(prog))
-	for i, p := range prog {
-		insns[i] = bpf.RawInstruction{Op: p.Code, Jt: p.Jt, Jf: p.Jf, K: p.K}.Disassemble()
-	}
-	vm, err := bpf.NewVM(insns)
+	// The same runner the ptrace backend uses without a filter in the
+	// kernel (ptrace_linux.go): what it answers is what the kernel would.
+	vm, err := newFilterVM(raw)
 	if err != nil {
 		t.Fatal(err)
 	}
 	run := func(nr int32, arch uint32, args ...uint64) uint32 {
-		// bpf.VM reads loads in network byte order; seccomp loads are
-		// native. Swap every 32-bit word so that the VM sees native values.
-		in := seccompDataBytes(nr, arch, args...)
-		sw := make([]byte, len(in))
-		for i := 0; i < len(in); i += 4 {
-			binary.BigEndian.PutUint32(sw[i:], binary.NativeEndian.Uint32(in[i:]))
-		}
-		v, err := vm.Run(sw)
-		if err != nil {
-			t.Fatalf("vm: %v", err)
-		}
-		return uint32(v)
+		c := &tracer.Call{Nr: nr, Arch: arch}
+		copy(c.Args[:], args)
+		return vm.run(c)
 	}
 	const (
 		retKillProcess = 0x80000000
-		retAllow       = 0x7fff0000
-		retUserNotif   = 0x7fc00000
-		retAction      = 0xffff0000
+		retAction      = retActionFull
 	)
 	// Every call of the handler table notifies (sendto only with an
 	// address), and nothing else does.

@@ -304,6 +304,8 @@ func notifyOnly(t testing.TB) {
 }
 
 // tracedBackend reports whether the tests run under a ptrace backend.
-func tracedBackend() bool { return testBackend != "" && testBackend != "notify" && testBackend != "auto" }
+func tracedBackend() bool {
+	return testBackend != "" && testBackend != "notify" && testBackend != "auto"
+}
 
 func itoa(i int) string { return strconv.Itoa(i) }

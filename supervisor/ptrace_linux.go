@@ -54,20 +54,11 @@ func (s *supervisor) runTraced(m spawnMode, sp *spawnSpec, sigs chan os.Signal, 
 		dec.vm = vm
 		prog = nil
 	}
-	pair, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_SEQPACKET|unix.SOCK_CLOEXEC, 0)
+	parentSock, childSock, closeChildSock, closeAll, err := handoffPair()
 	if err != nil {
-		return 2, &StartError{Stage: "handoff", Err: err}
+		return 2, err
 	}
-	parentSock, childSock := pair[0], pair[1]
-	defer unix.Close(parentSock)
-	childSockOpen := true
-	closeChildSock := func() {
-		if childSockOpen {
-			unix.Close(childSock)
-			childSockOpen = false
-		}
-	}
-	defer closeChildSock()
+	defer closeAll()
 	s.openRoot()
 	defer func() {
 		if s.root >= 0 {
@@ -106,14 +97,7 @@ func (s *supervisor) runTraced(m spawnMode, sp *spawnSpec, sigs chan os.Signal, 
 		statusc <- tr.Run()
 		dec.pc.close()
 	}()
-	spec := *sp
-	spec.sock, spec.prog, spec.mode = childSock, prog, m
-	pid, pidfd, err := spawnChild(&spec)
-	if perr := unix.Prctl(unix.PR_SET_DUMPABLE, 0, 0, 0, 0); perr != nil && err == nil {
-		_ = unix.Kill(pid, unix.SIGKILL)
-		err = fmt.Errorf("prctl PR_SET_DUMPABLE: %w", perr)
-	}
-	closeChildSock()
+	pid, pidfd, err := startChild(sp, m, childSock, prog, closeChildSock)
 	st := <-startc
 	if err != nil {
 		return 2, &StartError{Stage: "start", Err: err}
@@ -123,7 +107,7 @@ func (s *supervisor) runTraced(m spawnMode, sp *spawnSpec, sigs chan os.Signal, 
 		_ = unix.PidfdSendSignal(pidfd, unix.SIGKILL, nil, 0)
 		s.waitChildOnly(pid)
 		if st.cerr != nil {
-			return 2, childError(st.cerr.stage, st.cerr.errno, spec.dir)
+			return 2, childError(st.cerr.stage, st.cerr.errno, sp.dir)
 		}
 		var se *StartError
 		if errors.As(st.err, &se) {
@@ -131,7 +115,7 @@ func (s *supervisor) runTraced(m spawnMode, sp *spawnSpec, sigs chan os.Signal, 
 		}
 		return 2, &StartError{Stage: "handoff", Err: st.err}
 	}
-	s.log.Debug("command started", "pid", pid, "command", spec.args[0], "backend", m.String())
+	s.log.Debug("command started", "pid", pid, "command", sp.args[0], "backend", m.String())
 	if hook != nil {
 		hook(m.String())
 	}

@@ -190,20 +190,11 @@ func (s *supervisor) runNotify(cfg Config, sp *spawnSpec, sigs chan os.Signal) (
 	if err != nil {
 		return 2, &StartError{Stage: "filter", Err: err}
 	}
-	pair, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_SEQPACKET|unix.SOCK_CLOEXEC, 0)
+	parentSock, childSock, closeChildSock, closeAll, err := handoffPair()
 	if err != nil {
-		return 2, &StartError{Stage: "handoff", Err: err}
+		return 2, err
 	}
-	parentSock, childSock := pair[0], pair[1]
-	defer unix.Close(parentSock)
-	childSockOpen := true
-	closeChildSock := func() {
-		if childSockOpen {
-			unix.Close(childSock)
-			childSockOpen = false
-		}
-	}
-	defer closeChildSock()
+	defer closeAll()
 	// spawnChild returns only once the child has exec'd the command (which
 	// needs the listener held and a receiver running) or exited: the
 	// handoff runs on another goroutine.
@@ -238,18 +229,7 @@ func (s *supervisor) runNotify(cfg Config, sp *spawnSpec, sigs chan os.Signal) (
 		}
 		hc <- handoffResult{listener, cerr, err}
 	}()
-	spec := *sp
-	spec.sock, spec.prog, spec.mode = childSock, prog, modeNotify
-	pid, pidfd, err := spawnChild(&spec)
-	// The child shared our memory map until its execve, and made it
-	// dumpable for the handoff (spawn_linux.c): non-dumpable again.
-	if perr := unix.Prctl(unix.PR_SET_DUMPABLE, 0, 0, 0, 0); perr != nil && err == nil {
-		_ = unix.Kill(pid, unix.SIGKILL)
-		err = fmt.Errorf("prctl PR_SET_DUMPABLE: %w", perr)
-	}
-	// With no child holding its end, the handoff sees EOF if it still
-	// waits.
-	closeChildSock()
+	pid, pidfd, err := startChild(sp, modeNotify, childSock, prog, closeChildSock)
 	h := <-hc
 	if h.listener >= 0 {
 		defer unix.Close(h.listener)
@@ -341,6 +321,44 @@ func ioctlPtrVal(fd int, req uint, v uintptr) (int, error) {
 type childFailure struct {
 	stage int
 	errno unix.Errno
+}
+
+// startChild spawns the child in mode m (see spawnChild). Once it has
+// exec'd or exited: the supervisor is made non-dumpable again (the child
+// shared its memory map until execve and made it dumpable for the handoff,
+// spawn_linux.c), and the child's end of the socketpair is closed, so that
+// a handoff still waiting sees EOF.
+func startChild(sp *spawnSpec, m spawnMode, sock int, prog []byte, closeChild func()) (pid, pidfd int, err error) {
+	spec := *sp
+	spec.sock, spec.prog, spec.mode = sock, prog, m
+	pid, pidfd, err = spawnChild(&spec)
+	if perr := unix.Prctl(unix.PR_SET_DUMPABLE, 0, 0, 0, 0); perr != nil && err == nil {
+		_ = unix.Kill(pid, unix.SIGKILL)
+		err = fmt.Errorf("prctl PR_SET_DUMPABLE: %w", perr)
+	}
+	closeChild()
+	return pid, pidfd, err
+}
+
+// handoffPair makes the socketpair of the child's handoff: closeChild
+// closes the child's end (once it has its copy), closeAll both.
+func handoffPair() (parent, child int, closeChild, closeAll func(), err error) {
+	pair, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_SEQPACKET|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return -1, -1, nil, nil, &StartError{Stage: "handoff", Err: err}
+	}
+	open := true
+	closeChild = func() {
+		if open {
+			unix.Close(pair[1])
+			open = false
+		}
+	}
+	closeAll = func() {
+		closeChild()
+		unix.Close(pair[0])
+	}
+	return pair[0], pair[1], closeChild, closeAll, nil
 }
 
 // recvListener receives the listener (or the child's failure report): the

@@ -150,6 +150,34 @@ static __attribute__((noreturn)) void fail(int sock, int stage, int err) {
 
 static __attribute__((noreturn)) void exec_command(const struct vigil_spawn *s);
 
+// handoff_and_exec writes the handoff message, waits for the supervisor's
+// ack (it holds the listener, or has seized us), closes the child's copy of
+// the listener (lfd, -1 if none) and execs the command. Without the ack
+// nothing runs.
+static __attribute__((noreturn)) void handoff_and_exec(const struct vigil_spawn *s, int sock, const struct vigil_handoff *h, int lfd) {
+	ssize_t r;
+	do {
+		r = write(sock, h, sizeof *h);
+	} while (r < 0 && errno == EINTR);
+	if (r != (ssize_t)sizeof *h) {
+		// The filter is loaded but nobody will answer: never exec.
+		if (lfd >= 0)
+			close(lfd);
+		fail(sock, VIGIL_STAGE_HANDOFF, r < 0 ? errno : EIO);
+	}
+	char ack = 0;
+	do {
+		r = read(sock, &ack, 1);
+	} while (r < 0 && errno == EINTR);
+	// Trap 4: a child still holding the listener hangs if the parent dies.
+	if (lfd >= 0)
+		close(lfd);
+	if (r != 1 || ack != 'A')
+		_exit(2);
+	close(sock);
+	exec_command(s);
+}
+
 // traced_child is the end of the child's start in the traced modes: load
 // the filter that answers the vetted calls with SECCOMP_RET_TRACE
 // (VIGIL_MODE_TRACE; with no tracer attached they fail with ENOSYS) or none
@@ -164,20 +192,7 @@ static __attribute__((noreturn)) void traced_child(const struct vigil_spawn *s, 
 	h.tag = 'T';
 	h.pid = (int32_t)syscall(SYS_getpid);
 	h.fd = -1;
-	ssize_t r;
-	do {
-		r = write(sock, &h, sizeof h);
-	} while (r < 0 && errno == EINTR);
-	if (r != (ssize_t)sizeof h)
-		fail(sock, VIGIL_STAGE_HANDOFF, r < 0 ? errno : EIO);
-	char ack = 0;
-	do {
-		r = read(sock, &ack, 1);
-	} while (r < 0 && errno == EINTR);
-	if (r != 1 || ack != 'A')
-		_exit(2);
-	close(sock);
-	exec_command(s);
+	handoff_and_exec(s, sock, &h, -1);
 }
 
 static __attribute__((noreturn)) void child(const struct vigil_spawn *s) {
@@ -289,27 +304,8 @@ static __attribute__((noreturn)) void child(const struct vigil_spawn *s) {
 	h.pid = (int32_t)syscall(SYS_getpid);
 	h.fd = (int32_t)listener;
 	h.killable = (flags & SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV) != 0;
-	int lfd = (int)listener;
-	ssize_t r;
-	do {
-		r = write(sock, &h, sizeof h);
-	} while (r < 0 && errno == EINTR);
-	if (r != (ssize_t)sizeof h) {
-		// The filter is loaded but nobody will answer: never exec.
-		close(lfd);
-		fail(sock, VIGIL_STAGE_HANDOFF, r < 0 ? errno : EIO);
-	}
 	// Wait until the supervisor holds the listener.
-	char ack = 0;
-	do {
-		r = read(sock, &ack, 1);
-	} while (r < 0 && errno == EINTR);
-	// Trap 4: a child still holding the listener hangs if the parent dies.
-	close(lfd);
-	if (r != 1 || ack != 'A')
-		_exit(2);
-	close(sock);
-	exec_command(s);
+	handoff_and_exec(s, sock, &h, (int)listener);
 }
 
 // exec_command gives the command its umask and signal mask and execs it;
