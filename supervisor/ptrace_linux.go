@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"os/signal"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -59,6 +60,9 @@ func (s *supervisor) runTraced(m spawnMode, sp *spawnSpec, sigs chan os.Signal, 
 		return 2, err
 	}
 	defer closeAll()
+	// Every ptrace stop sends the tracer's process SIGCHLD: the tracer
+	// reaps through wait4 itself, so do not wake a goroutine for each.
+	signal.Reset(unix.SIGCHLD)
 	s.openRoot()
 	defer func() {
 		if s.root >= 0 {
