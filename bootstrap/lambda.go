@@ -1,8 +1,10 @@
 package main
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"os/exec"
@@ -71,9 +73,13 @@ func runLambda(cmd []string) int {
 		fmt.Fprintf(os.Stderr, "%s\n", supervisor.FormatLine(jsonLog, "ERROR", usage))
 		return 2
 	}
-	lw := supervisor.NewLineWriter(os.Stderr)
-	logger := supervisor.NewLogger(lw, hclog.Info)
+	level, levelOK := lambdaLogLevel(os.Getenv("AWS_LAMBDA_LOG_LEVEL"))
+	lw := supervisor.NewLineWriter(auditLevelWriter(os.Stderr, level))
+	logger := supervisor.NewLogger(lw, level.hclog())
 	log := logger.Named("bootstrap")
+	if !levelOK {
+		log.Warn("AWS_LAMBDA_LOG_LEVEL is not one of TRACE, DEBUG, INFO, WARN, ERROR, FATAL; logging at INFO", "value", os.Getenv("AWS_LAMBDA_LOG_LEVEL"))
+	}
 	function := os.Getenv("AWS_LAMBDA_FUNCTION_NAME")
 
 	var proxy *runtimeapi.Proxy
@@ -143,7 +149,7 @@ func runLambda(cmd []string) int {
 		proxy.OnDone(func(inv runtimeapi.Invocation) {
 			auditor.SetRequestID(proxy.Current().RequestID)
 			if counter != nil {
-				if line := emfLine(time.Now(), function, inv.RequestID, counter.Take()); line != nil {
+				if line := emfLine(time.Now(), level.atLeast(levelInfo), function, inv.RequestID, counter.Take()); line != nil {
 					lw.WriteLine(line)
 				}
 			}
@@ -199,4 +205,118 @@ func withEnv(env []string, key, value string) []string {
 		}
 	}
 	return append(out, key+"="+value)
+}
+
+// logLevel is one of Lambda's application log levels, the values of
+// AWS_LAMBDA_LOG_LEVEL (set by Lambda's advanced logging controls with the
+// JSON log format), from the most detailed to the least. Lambda keeps a
+// JSON line whose "level" is the configured one or less detailed and drops
+// the others; a line with no or an unknown "level" counts as INFO.
+type logLevel int
+
+const (
+	levelTrace logLevel = iota
+	levelDebug
+	levelInfo
+	levelWarn
+	levelError
+	levelFatal
+)
+
+var levelNames = [...]string{"TRACE", "DEBUG", "INFO", "WARN", "ERROR", "FATAL"}
+
+func (l logLevel) String() string { return levelNames[l] }
+
+// atLeast returns the name of the less detailed of l and min: the level a
+// line of level min must carry to pass Lambda's filter at l.
+func (l logLevel) atLeast(min logLevel) string { return max(l, min).String() }
+
+// hclog is the level of Vigil's own logger: what Lambda would drop is not
+// written. hclog has no FATAL, and Vigil logs nothing at that level.
+func (l logLevel) hclog() hclog.Level {
+	return [...]hclog.Level{hclog.Trace, hclog.Debug, hclog.Info, hclog.Warn, hclog.Error, hclog.Off}[l]
+}
+
+// lambdaLogLevel parses AWS_LAMBDA_LOG_LEVEL (any case). Unset means
+// INFO; a value that is not a Lambda log level is INFO too, with ok false.
+func lambdaLogLevel(s string) (l logLevel, ok bool) {
+	s = strings.TrimSpace(s)
+	if s == "" {
+		return levelInfo, true
+	}
+	for i, n := range levelNames {
+		if strings.EqualFold(s, n) {
+			return logLevel(i), true
+		}
+	}
+	return levelInfo, false
+}
+
+// auditLevelWriter returns the writer under the LineWriter that audit
+// lines and Vigil's log lines share, for Lambda's log level l. Vigil's own
+// lines are filtered by their logger and the EMF line is written at a level
+// that passes, so only audit lines need it: a denial (deny, kill, or an
+// audit-mode "would deny") is a security event and must reach CloudWatch
+// whatever the level, so one that Lambda would drop (a WARN line at ERROR
+// or FATAL, an ERROR line at FATAL) has its "level" raised to l; an allowed
+// decision (INFO, only with log_allowed) is an ordinary line and is dropped
+// below l. Below WARN nothing changes and w itself is returned.
+func auditLevelWriter(w io.Writer, l logLevel) io.Writer {
+	if l < levelWarn {
+		return w
+	}
+	return &levelWriter{w: w, min: l}
+}
+
+// levelWriter rewrites or drops audit lines for a log level (see
+// auditLevelWriter). Each Write is one whole line: LineWriter writes every
+// line in one call.
+type levelWriter struct {
+	w   io.Writer
+	min logLevel
+}
+
+var (
+	jsonLevelKey  = []byte(`"level":"`)
+	auditDecision = []byte(`,"vigil":{"decision":"`)
+	decisionAllow = []byte(supervisor.DecisionAllow + `"`)
+)
+
+// levelSearchLimit bounds the search for an audit line's "level": it is
+// the second member, after a timestamp of fixed size.
+const levelSearchLimit = 80
+
+func (lw *levelWriter) Write(line []byte) (int, error) {
+	// An unescaped quote only occurs in JSON's structure, never inside a
+	// string, so these markers cannot come from a path or a message.
+	d := bytes.Index(line, auditDecision)
+	if d < 0 {
+		return lw.w.Write(line)
+	}
+	head := line[:min(len(line), levelSearchLimit)]
+	k := bytes.Index(head, jsonLevelKey)
+	if k < 0 {
+		return lw.w.Write(line)
+	}
+	start := k + len(jsonLevelKey)
+	end := bytes.IndexByte(line[start:], '"')
+	if end < 0 {
+		return lw.w.Write(line)
+	}
+	end += start
+	cur, ok := lambdaLogLevel(string(line[start:end]))
+	if !ok || cur >= lw.min {
+		return lw.w.Write(line)
+	}
+	if bytes.HasPrefix(line[d+len(auditDecision):], decisionAllow) {
+		return len(line), nil // an allowed decision below the level: dropped, as Lambda would
+	}
+	out := make([]byte, 0, len(line)+8)
+	out = append(out, line[:start]...)
+	out = append(out, lw.min.String()...)
+	out = append(out, line[end:]...)
+	if _, err := lw.w.Write(out); err != nil {
+		return 0, err
+	}
+	return len(line), nil
 }
