@@ -6,10 +6,13 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -96,45 +99,64 @@ func runLambda(cmd []string) int {
 		childAPI = proxy.Addr()
 	}
 	// initFail logs why the runtime was not started and reports it as an
-	// init error.
+	// init error. The first report wins (in the exec-wrapper form the
+	// policy loads while the supervisor starts: both can fail).
+	var failMu sync.Mutex
+	failed := false
 	initFail := func(errorType, msg string) int {
+		failMu.Lock()
+		defer failMu.Unlock()
 		log.Error(msg, "error_type", errorType)
-		if proxy != nil {
+		if proxy != nil && !failed {
 			if err := proxy.InitError(errorType, msg); err != nil {
 				log.Error("init error not reported", "error", err.Error())
 			}
+		}
+		failed = true
+		if proxy != nil {
 			return 1
 		}
 		return 2
 	}
 
 	path, tried := policyPath(os.Getenv)
-	pol, err := rules.Load(path, rules.Options{Function: function, RuntimeAPI: childAPI})
-	if err != nil {
-		msg := fmt.Sprintf("vigil: the policy %s does not load, so the function was not started: %v; fix it (bootstrap --check %s lists every problem)", path, err, path)
-		if len(tried) > 1 {
-			msg = fmt.Sprintf("vigil: no policy, so the function was not started: neither %s exists; put rules.toml beside the function code, add it to a layer at /opt/vigil/rules.toml, or set VIGIL_RULES", strings.Join(tried, " nor "))
+	// load loads the policy; on failure it reports the init error and
+	// returns nil with the exit status.
+	load := func() (*rules.Policy, int) {
+		pol, err := rules.Load(path, rules.Options{Function: function, RuntimeAPI: childAPI})
+		if err != nil {
+			msg := fmt.Sprintf("vigil: the policy %s does not load, so the function was not started: %v; fix it (bootstrap --check %s lists every problem)", path, err, path)
+			if len(tried) > 1 {
+				msg = fmt.Sprintf("vigil: no policy, so the function was not started: neither %s exists; put rules.toml beside the function code, add it to a layer at /opt/vigil/rules.toml, or set VIGIL_RULES", strings.Join(tried, " nor "))
+			}
+			return nil, initFail(errTypePolicy, msg)
 		}
-		return initFail(errTypePolicy, msg)
-	}
-	if m := os.Getenv("VIGIL_MODE"); m != "" {
-		mode, ok := rules.ParseMode(m)
-		if !ok {
-			return initFail(errTypePolicy, fmt.Sprintf("vigil: VIGIL_MODE=%q is not a mode, so the function was not started; use enforce or audit", m))
+		if m := os.Getenv("VIGIL_MODE"); m != "" {
+			mode, ok := rules.ParseMode(m)
+			if !ok {
+				return nil, initFail(errTypePolicy, fmt.Sprintf("vigil: VIGIL_MODE=%q is not a mode, so the function was not started; use enforce or audit", m))
+			}
+			pol = pol.WithMode(mode)
 		}
-		pol = pol.WithMode(mode)
-	}
-	if len(cmd) == 0 {
-		if cmd = runtimeCommand(pol, os.Getenv); len(cmd) == 0 {
-			return initFail(errTypeNoRuntime, fmt.Sprintf(
-				"vigil: no runtime command, so the function was not started; set [runtime] command = [\"/var/task/handler\"] in %s, or VIGIL_RUNTIME, or use Vigil as AWS_LAMBDA_EXEC_WRAPPER", path))
-		}
+		return pol, 0
 	}
 
 	auditor := supervisor.NewAuditor(lw)
 	auditor.SetFunction(function)
 	env := os.Environ()
 	if proxy != nil {
+		env = withEnv(env, "AWS_LAMBDA_RUNTIME_API", childAPI)
+	}
+	// configure does what needs the loaded policy, before the supervisor
+	// makes its first decision.
+	configure := func(pol *rules.Policy) {
+		log.Info("starting the runtime under Vigil", "policy", path, "mode", pol.Mode().String(), "command", strings.Join(cmd, " "))
+		for _, w := range pol.Warnings() {
+			log.Warn(w, "policy", path)
+		}
+		if proxy == nil {
+			return
+		}
 		var counter *supervisor.DenialCounter
 		if pol.Metrics() {
 			counter = new(supervisor.DenialCounter)
@@ -154,17 +176,51 @@ func runLambda(cmd []string) int {
 				}
 			}
 		})
-		env = withEnv(env, "AWS_LAMBDA_RUNTIME_API", childAPI)
 	}
-	log.Info("starting the runtime under Vigil", "policy", path, "mode", pol.Mode().String(), "command", strings.Join(cmd, " "))
+
+	var policy supervisor.Policy
+	loaded := func() {}
+	if len(cmd) == 0 {
+		// The custom runtime's command may come from the policy.
+		pol, code := load()
+		if pol == nil {
+			return code
+		}
+		if cmd = runtimeCommand(pol, os.Getenv); len(cmd) == 0 {
+			return initFail(errTypeNoRuntime, fmt.Sprintf(
+				"vigil: no runtime command, so the function was not started; set [runtime] command = [\"/var/task/handler\"] in %s, or VIGIL_RUNTIME, or use Vigil as AWS_LAMBDA_EXEC_WRAPPER", path))
+		}
+		configure(pol)
+		policy = pol
+	} else {
+		// The exec wrapper knows its command: the supervisor builds its
+		// filter and starts the child while the policy loads (on a cold
+		// start the two overlap). Every decision, the first being the
+		// runtime's own exec, waits for the policy; one that does not load
+		// ends the bootstrap before any decision is made.
+		lazy := newLazyPolicy()
+		go func() {
+			pol, code := load()
+			if pol == nil {
+				os.Exit(code)
+			}
+			configure(pol)
+			lazy.set(pol)
+		}()
+		policy = lazy
+		// Whatever the supervisor says, a policy that does not load is the
+		// error to report (the loader does, and exits).
+		loaded = func() { <-lazy.ready }
+	}
 	status, err := supervisor.Run(supervisor.Config{
-		Policy:  pol,
+		Policy:  policy,
 		Args:    cmd,
 		Env:     env,
 		Auditor: auditor,
 		Logger:  logger,
 		JSONLog: jsonLog,
 	})
+	loaded()
 	if err != nil {
 		errorType, hint := errTypeFilter, "Vigil needs Linux 5.9+ with seccomp user notification; check the kernel and that nothing else (a tracer, a stricter seccomp filter) is in the way"
 		if errors.Is(err, fs.ErrNotExist) || errors.Is(err, exec.ErrNotFound) {
@@ -320,3 +376,46 @@ func (lw *levelWriter) Write(line []byte) (int, error) {
 	}
 	return len(line), nil
 }
+
+// lazyPolicy is the supervisor's policy while the real one loads: every
+// question waits until set has given it one. It never answers on its own,
+// so nothing is decided, let alone allowed, without the policy.
+type lazyPolicy struct {
+	p     atomic.Pointer[rules.Policy]
+	ready chan struct{}
+}
+
+func newLazyPolicy() *lazyPolicy { return &lazyPolicy{ready: make(chan struct{})} }
+
+// set gives the policy; once.
+func (l *lazyPolicy) set(p *rules.Policy) {
+	l.p.Store(p)
+	close(l.ready)
+}
+
+func (l *lazyPolicy) get() *rules.Policy {
+	if p := l.p.Load(); p != nil {
+		return p
+	}
+	<-l.ready
+	return l.p.Load()
+}
+
+func (l *lazyPolicy) Mode() rules.Mode { return l.get().Mode() }
+func (l *lazyPolicy) LogAllowed() bool { return l.get().LogAllowed() }
+func (l *lazyPolicy) Exec(path string, c rules.Caller) rules.Decision {
+	return l.get().Exec(path, c)
+}
+func (l *lazyPolicy) Open(path string, acc rules.Access, c rules.Caller) rules.Decision {
+	return l.get().Open(path, acc, c)
+}
+func (l *lazyPolicy) Connect(addr netip.AddrPort) rules.Decision { return l.get().Connect(addr) }
+func (l *lazyPolicy) Listen(addr netip.AddrPort) rules.Decision  { return l.get().Listen(addr) }
+func (l *lazyPolicy) ConnectAbstract(name string) rules.Decision {
+	return l.get().ConnectAbstract(name)
+}
+func (l *lazyPolicy) ListenAbstract(name string) rules.Decision {
+	return l.get().ListenAbstract(name)
+}
+
+var _ supervisor.Policy = (*lazyPolicy)(nil)

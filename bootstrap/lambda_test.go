@@ -3,12 +3,14 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"reflect"
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/hashicorp/go-hclog"
 
@@ -224,3 +226,36 @@ var levelAndTime = regexp.MustCompile(`^\{"timestamp":"[^"]*","level":"[A-Z]+"`)
 
 // withoutLevel cuts an audit line's timestamp and level.
 func withoutLevel(line string) string { return levelAndTime.ReplaceAllString(line, "") }
+
+// TestLazyPolicy: every question waits for the policy, then gets the
+// policy's own answer.
+func TestLazyPolicy(t *testing.T) {
+	pol, err := rules.Parse("r.toml", []byte("mode = \"audit\"\nlog_allowed = true\n[process]\nexec = [\"/usr/bin/id\"]\n[filesystem]\nread = [\"/usr/bin/id\"]\n[network]\nconnect = [\"10.0.0.0/8:443\", \"@bus\"]\nlisten = [\"127.0.0.1:8080\", \"@srv\"]\n"), rules.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := newLazyPolicy()
+	got := make(chan rules.Decision, 1)
+	go func() { got <- l.Exec("/usr/bin/id", rules.Caller{}) }()
+	select {
+	case d := <-got:
+		t.Fatalf("answered before the policy was set: %+v", d)
+	case <-time.After(50 * time.Millisecond):
+	}
+	l.set(pol)
+	if d := <-got; d != pol.Exec("/usr/bin/id", rules.Caller{}) || !d.Allow {
+		t.Errorf("Exec after set: %+v", d)
+	}
+	c := rules.Caller{}
+	addr := netip.MustParseAddrPort("10.1.2.3:443")
+	lis := netip.MustParseAddrPort("127.0.0.1:8080")
+	if l.Mode() != rules.Audit || !l.LogAllowed() ||
+		l.Open("/usr/bin/id", rules.Read, c) != pol.Open("/usr/bin/id", rules.Read, c) ||
+		l.Open("/etc/shadow", rules.Read, c) != pol.Open("/etc/shadow", rules.Read, c) ||
+		l.Connect(addr) != pol.Connect(addr) || !l.Connect(addr).Allow ||
+		l.Listen(lis) != pol.Listen(lis) || !l.Listen(lis).Allow ||
+		!l.ConnectAbstract("bus").Allow || l.ConnectAbstract("x").Allow ||
+		!l.ListenAbstract("srv").Allow || l.ListenAbstract("x").Allow {
+		t.Error("the lazy policy does not answer as the policy does")
+	}
+}

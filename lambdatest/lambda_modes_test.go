@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -181,7 +182,10 @@ deny = [%q]
 
 // TestVigilInitErrors: a policy that does not load, and a custom runtime
 // without a command, are init errors from RIE (502, Vigil.* errorType, a
-// message that says what to fix) and the function's code never runs.
+// message that says what to fix) and the function's code never runs. In
+// the exec-wrapper form the supervisor starts while the policy loads: a
+// policy that does not load is still the init error, and the wrapped
+// runtime never runs.
 func TestVigilInitErrors(t *testing.T) {
 	f := fixtureNamed(t, "go")
 	needFixture(t, f)
@@ -189,10 +193,14 @@ func TestVigilInitErrors(t *testing.T) {
 	for _, tc := range []struct {
 		name, rules, errorType, msg string
 		env                         []string
+		wrap                        bool // exec-wrapper form: bootstrap RUNTIME
 	}{
-		{"unknown key", "moed = \"enforce\"\n", "Vigil.PolicyError", "moed: unknown key", []string{"VIGIL_RUNTIME=" + f.command[0]}},
-		{"syntax", "mode = \n", "Vigil.PolicyError", "invalid TOML", []string{"VIGIL_RUNTIME=" + f.command[0]}},
-		{"no runtime command", "mode = \"enforce\"\n", "Vigil.NoRuntimeCommand", "[runtime] command", nil},
+		{"unknown key", "moed = \"enforce\"\n", "Vigil.PolicyError", "moed: unknown key", []string{"VIGIL_RUNTIME=" + f.command[0]}, false},
+		{"syntax", "mode = \n", "Vigil.PolicyError", "invalid TOML", []string{"VIGIL_RUNTIME=" + f.command[0]}, false},
+		{"no runtime command", "mode = \"enforce\"\n", "Vigil.NoRuntimeCommand", "[runtime] command", nil, false},
+		{"exec wrapper unknown key", "moed = \"enforce\"\n", "Vigil.PolicyError", "moed: unknown key", nil, true},
+		{"exec wrapper bad VIGIL_MODE", fmt.Sprintf("[process]\nexec = [%q]\nallow_writable_exec = true\n", f.command[0]),
+			"Vigil.PolicyError", `VIGIL_MODE="enforcing" is not a mode`, []string{"VIGIL_MODE=enforcing"}, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
@@ -200,7 +208,11 @@ func TestVigilInitErrors(t *testing.T) {
 			marker := filepath.Join(dir, "ran")
 			rules := writeRules(t, dir, tc.rules)
 			env := append([]string{"VIGIL_RULES=" + rules, "FIXTURE_MARKER=" + marker}, tc.env...)
-			r := startRIE(t, Options{Command: []string{boot}, Env: env})
+			cmd := []string{boot}
+			if tc.wrap {
+				cmd = append(cmd, f.command...)
+			}
+			r := startRIE(t, Options{Command: cmd, Env: env})
 			for i := range 2 { // RIE retries the init at every invoke
 				res := invoke(t, r, fmt.Sprintf("vg-init-%d", i), map[string]any{"action": "echo"})
 				a := answer(t, res)
@@ -424,5 +436,65 @@ func TestVigilExecWrapperNode(t *testing.T) {
 	}
 	if !r.WaitOutput(filepath.Join(task, "rules.toml"), time.Second) {
 		t.Errorf("Vigil did not say it loaded %s", filepath.Join(task, "rules.toml"))
+	}
+}
+
+// TestVigilExecWrapperSlowPolicy: in the exec-wrapper form the supervisor
+// starts the runtime while the policy loads, and the runtime's first
+// system call that needs a decision (its own exec) waits for the policy.
+// The policy here arrives through a FIFO 300 ms late: a valid one lets
+// the function run as usual; one that does not load is the init error and
+// the function's code never runs.
+func TestVigilExecWrapperSlowPolicy(t *testing.T) {
+	f := fixtureNamed(t, "go")
+	needFixture(t, f)
+	boot := buildBootstrap(t)
+	for _, tc := range []struct {
+		name, rules string
+		ok          bool
+	}{
+		{"valid", fmt.Sprintf("[process]\nexec = [%q]\nallow_writable_exec = true\n", f.command[0]), true},
+		{"invalid", "moed = \"enforce\"\n", false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			dir := t.TempDir()
+			fifo := filepath.Join(dir, "rules.toml")
+			if err := syscall.Mkfifo(fifo, 0o644); err != nil {
+				t.Fatal(err)
+			}
+			marker := filepath.Join(dir, "ran")
+			r := startRIE(t, Options{Command: []string{boot, f.command[0]}, Env: []string{"VIGIL_RULES=" + fifo, "FIXTURE_MARKER=" + marker}})
+			go func() {
+				time.Sleep(300 * time.Millisecond)
+				if err := os.WriteFile(fifo, []byte(tc.rules), 0o644); err != nil {
+					t.Error(err)
+				}
+			}()
+			start := time.Now()
+			res := invoke(t, r, "vg-slow", map[string]any{"action": "echo", "x": 1})
+			if d := time.Since(start); d < 300*time.Millisecond {
+				t.Errorf("answered after %v, before the policy was written", d)
+			}
+			a := answer(t, res)
+			if tc.ok {
+				if res.Status != 200 || a["x"] != float64(1) {
+					t.Errorf("echo: %d %s", res.Status, res.Body)
+				}
+				if _, err := os.Stat(marker); err != nil {
+					t.Errorf("the function's code left no marker: %v", err)
+				}
+				return
+			}
+			if msg, _ := a["errorMessage"].(string); res.Status != 502 || a["errorType"] != "Vigil.PolicyError" || !strings.Contains(msg, "moed: unknown key") {
+				t.Errorf("invoke: %d %s", res.Status, res.Body)
+			}
+			if _, err := os.Stat(marker); err == nil {
+				t.Errorf("the function's code ran without its policy")
+			}
+			if strings.Contains(r.Output(), `"decision"`) {
+				t.Errorf("a decision was made without the policy:\n%s", r.Output())
+			}
+		})
 	}
 }
