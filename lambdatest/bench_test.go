@@ -25,7 +25,7 @@ import (
 // with -benchtime 1x).
 //
 // Vigil is the layer's bootstrap (`make layer`: static, what Lambda runs;
-// the dynamically linked bin/bootstrap starts about 0.7 ms later, in the
+// the dynamically linked bin/bootstrap starts 0.3-0.7 ms later, in the
 // dynamic loader). The python and node fixtures run twice: through their
 // bootstrap shell script (a custom runtime's entry point: sh, dirname and
 // the interpreter are three execs), and as Lambda's exec wrapper gets a
