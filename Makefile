@@ -38,7 +38,7 @@ $(BIN)/fixtures/%: fixtures/bench/%.c
 	@mkdir -p $(BIN)/fixtures
 	$(CC) -O2 -Wall -o $@ $< -lpthread
 
-test: build fixtures layer-deps
+test: build fixtures layer-deps layer-arm64-deps qemu-deps
 	$(GO) vet ./...
 	$(GO) test -count=1 -timeout 20m ./...
 	$(GO) test -race -count=1 -timeout 10m -run '^(TestLoad|TestReplayInterruptedCalls)$$' ./supervisor/
@@ -86,7 +86,7 @@ LAYER_LDFLAGS := -s -w -linkmode external -extldflags "-static"
 
 ARM64_CC      ?= aarch64-linux-gnu-gcc
 
-.PHONY: layer layer-deps layer-arm64 layer-arm64-deps sam
+.PHONY: layer layer-deps layer-arm64 layer-arm64-deps qemu-deps sam
 
 layer: deps layer-deps $(DIST)/vigil-layer-x86_64.zip
 
@@ -116,8 +116,14 @@ $(DIST)/vigil-layer-x86_64.zip: $(GOFILES) $(LAYER_POLICY)
 # The arm64 layer, cross-built. What it needs beyond `layer-deps`: the
 # cross compiler and libseccomp-dev:arm64 (libseccomp.a for aarch64), with
 # arm64 added to dpkg's architectures. Idempotent: installs only what is
-# missing. `make test` does not need it.
+# missing. `make test` installs it and qemu-user-static (qemu-deps) to run
+# the arm64 bootstrap under qemu-aarch64-static (bootstrap's
+# TestLayerArm64UnderQemu: --check runs; seccomp does not, under qemu-user).
 layer-arm64: deps layer-deps layer-arm64-deps $(DIST)/vigil-layer-arm64.zip
+
+qemu-deps:
+	@command -v qemu-aarch64-static >/dev/null || { echo "installing qemu-user-static"; export DEBIAN_FRONTEND=noninteractive; \
+		apt-get install -y qemu-user-static >/dev/null 2>&1 || { apt-get update >/dev/null && apt-get install -y qemu-user-static >/dev/null; }; }
 
 layer-arm64-deps:
 	@need=; \

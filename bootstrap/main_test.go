@@ -29,7 +29,13 @@ func TestMain(m *testing.M) {
 
 func runBin(t *testing.T, args ...string) (code int, stdout, stderr string) {
 	t.Helper()
-	cmd := exec.Command(bin, args...)
+	return runProg(t, bin, args...)
+}
+
+// runProg runs prog with args and returns its exit code and output.
+func runProg(t *testing.T, prog string, args ...string) (code int, stdout, stderr string) {
+	t.Helper()
+	cmd := exec.Command(prog, args...)
 	var so, se strings.Builder
 	cmd.Stdout, cmd.Stderr = &so, &se
 	err := cmd.Run()

@@ -46,8 +46,10 @@ type emfMeta struct {
 }
 
 // emfLine returns the EMF line (no newline) for one invocation's denial
-// counts per op, or nil when there were none.
-func emfLine(now time.Time, function, requestID string, counts map[string]int64) []byte {
+// counts per op, or nil when there were none. level is its "level": INFO,
+// or AWS_LAMBDA_LOG_LEVEL where that is higher, so that Lambda's log-level
+// filter never drops the metrics.
+func emfLine(now time.Time, level, function, requestID string, counts map[string]int64) []byte {
 	var total int64
 	ops := make([]string, 0, len(counts))
 	for op, n := range counts {
@@ -77,7 +79,7 @@ func emfLine(now time.Time, function, requestID string, counts map[string]int64)
 		doc["requestId"] = requestID
 	}
 	doc["timestamp"] = now.UTC().Format("2006-01-02T15:04:05.000Z")
-	doc["level"] = "INFO"
+	doc["level"] = level
 	doc["message"] = "vigil denials in this invocation: " + strconv.FormatInt(total, 10)
 	b, err := json.Marshal(doc)
 	if err != nil {

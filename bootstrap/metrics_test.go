@@ -18,13 +18,13 @@ import (
 // (Name, Unit) whose names are number members of the root.
 func TestEMFLine(t *testing.T) {
 	now := time.UnixMilli(1700000000123)
-	if b := emfLine(now, "f", "r", nil); b != nil {
+	if b := emfLine(now, "INFO", "f", "r", nil); b != nil {
 		t.Fatalf("no denials: %s", b)
 	}
-	if b := emfLine(now, "f", "r", map[string]int64{"open": 0}); b != nil {
+	if b := emfLine(now, "INFO", "f", "r", map[string]int64{"open": 0}); b != nil {
 		t.Fatalf("zero counts: %s", b)
 	}
-	b := emfLine(now, "orders-api", "req-1", map[string]int64{"open": 2, "exec": 1, "connect": 3})
+	b := emfLine(now, "INFO", "orders-api", "req-1", map[string]int64{"open": 2, "exec": 1, "connect": 3})
 	var doc map[string]any
 	if err := json.Unmarshal(b, &doc); err != nil {
 		t.Fatalf("not JSON: %s", b)
@@ -83,8 +83,12 @@ func TestEMFLine(t *testing.T) {
 		}
 	}
 
-	// No function name: no dimension to reference.
-	b = emfLine(now, "", "", map[string]int64{"send": 1})
+	// No function name: no dimension to reference. The level is the
+	// caller's (AWS_LAMBDA_LOG_LEVEL where it is above INFO).
+	b = emfLine(now, "ERROR", "", "", map[string]int64{"send": 1})
+	if err := json.Unmarshal(b, &doc); err != nil || doc["level"] != "ERROR" {
+		t.Errorf("level ERROR: %s", b)
+	}
 	if err := json.Unmarshal(b, &meta); err != nil {
 		t.Fatal(err)
 	}

@@ -32,20 +32,11 @@ func wantFailure(name string, errno int) func(*testing.T, string, *RIE, *Result,
 	}
 }
 
-// fixtureSteps exercise every action but crash and stream. The answers
-// depend on nothing that differs between a direct and a proxied run but
-// AWS_LAMBDA_RUNTIME_API, which the comparison leaves out.
-func fixtureSteps(t *testing.T) []step {
-	dir := t.TempDir()
-	text := filepath.Join(dir, "hello.txt")
-	if err := os.WriteFile(text, []byte("hello vigil\n"), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	noExec := filepath.Join(dir, "not-executable")
-	if err := os.WriteFile(noExec, []byte("#!/bin/sh\necho no\n"), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	ln, err := net.Listen("tcp4", "127.0.0.1:0")
+// acceptOn listens on host:0, accepts and closes every connection until the
+// test ends, and returns the port.
+func acceptOn(t *testing.T, host string) int {
+	t.Helper()
+	ln, err := net.Listen("tcp4", net.JoinHostPort(host, "0"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -59,7 +50,23 @@ func fixtureSteps(t *testing.T) []step {
 			c.Close()
 		}
 	}()
-	open := ln.Addr().(*net.TCPAddr).Port
+	return ln.Addr().(*net.TCPAddr).Port
+}
+
+// fixtureSteps exercise every action but crash and stream. The answers
+// depend on nothing that differs between a direct and a proxied run but
+// AWS_LAMBDA_RUNTIME_API, which the comparison leaves out.
+func fixtureSteps(t *testing.T) []step {
+	dir := t.TempDir()
+	text := filepath.Join(dir, "hello.txt")
+	if err := os.WriteFile(text, []byte("hello vigil\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	noExec := filepath.Join(dir, "not-executable")
+	if err := os.WriteFile(noExec, []byte("#!/bin/sh\necho no\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	open := acceptOn(t, "127.0.0.1")
 	closedAddr, err := FreeAddr()
 	if err != nil {
 		t.Fatal(err)

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -211,5 +212,79 @@ func TestVigilMetricsOff(t *testing.T) {
 	}
 	if l := emfLines(r.Output()); len(l) != 0 {
 		t.Errorf("EMF lines without metrics = true: %v", l)
+	}
+}
+
+// vigilLogLines returns Vigil's own log lines (JSON with a "logger") in
+// RIE's output.
+func vigilLogLines(out string) []map[string]any {
+	return jsonLines(out, func(m map[string]any) bool { return m["logger"] != nil })
+}
+
+// TestVigilLogLevel: AWS_LAMBDA_LOG_LEVEL (Lambda's advanced logging
+// controls, with AWS_LAMBDA_LOG_FORMAT=JSON) filters Vigil's own lines as
+// Lambda would, but never a denial: at ERROR a denied open's audit line,
+// WARN by nature, is written at ERROR so that Lambda keeps it, and so is
+// the EMF line; allowed decisions (log_allowed) below the level are not
+// written. At DEBUG the proxy's debug lines appear; an unknown value is
+// INFO, with a warning.
+func TestVigilLogLevel(t *testing.T) {
+	for _, tc := range []struct {
+		level       string
+		auditLevel  string // of the denial
+		emfLevel    string
+		allowed     bool     // allowed-decision lines written
+		logLevels   []string // levels Vigil's own lines may have
+		wantMessage string   // one of Vigil's own lines that must be there ("" none)
+		noMessage   string   // one that must not
+	}{
+		{"ERROR", "ERROR", "ERROR", false, []string{"ERROR"}, "", "starting the runtime under Vigil"},
+		{"FATAL", "FATAL", "FATAL", false, nil, "", "starting the runtime under Vigil"},
+		{"WARN", "WARN", "WARN", false, []string{"WARN", "ERROR"}, "", "starting the runtime under Vigil"},
+		{"DEBUG", "WARN", "INFO", true, []string{"DEBUG", "INFO", "WARN", "ERROR"}, "invocation started", ""},
+		{"verbose", "WARN", "INFO", true, []string{"INFO", "WARN", "ERROR"}, "AWS_LAMBDA_LOG_LEVEL is not one of", "invocation started"},
+	} {
+		t.Run(tc.level, func(t *testing.T) {
+			t.Parallel()
+			r, secret := metricsRIE(t, "metrics = true\nlog_allowed = true", "AWS_LAMBDA_LOG_FORMAT=JSON", "AWS_LAMBDA_LOG_LEVEL="+tc.level)
+			res := invoke(t, r, "vg-lv-read", map[string]any{"action": "read", "path": secret})
+			wantFailure("EACCES", 13)(t, "vigil", r, res, answer(t, res))
+			emf := waitEMF(r, "vg-lv-read", 3*time.Second)
+			if emf == nil || emf["level"] != tc.emfLevel {
+				t.Errorf("EMF line %v, want level %s", emf, tc.emfLevel)
+			}
+			line := waitAudit(r, "open", secret, 3*time.Second)
+			if line == nil || line["level"] != tc.auditLevel || line["requestId"] != "vg-lv-read" {
+				t.Errorf("audit line of the denied open: %v, want level %s", line, tc.auditLevel)
+			}
+			out := r.Output()
+			allowed := 0
+			for _, l := range auditLines(out) {
+				v := l["vigil"].(map[string]any)
+				if v["decision"] == "allow" {
+					allowed++
+				} else if v["decision"] != "deny" || l["level"] != tc.auditLevel {
+					t.Errorf("audit line %v", l)
+				}
+			}
+			// log_allowed logs the runtime's own start and its opens.
+			if (allowed > 0) != tc.allowed {
+				t.Errorf("%d allowed-decision lines at %s", allowed, tc.level)
+			}
+			var messages []string
+			for _, l := range vigilLogLines(out) {
+				messages = append(messages, l["message"].(string))
+				if lv, _ := l["level"].(string); !slices.Contains(tc.logLevels, lv) {
+					t.Errorf("a %s line at %s: %v", lv, tc.level, l)
+				}
+			}
+			all := strings.Join(messages, "\n")
+			if tc.wantMessage != "" && !strings.Contains(all, tc.wantMessage) {
+				t.Errorf("no line %q among Vigil's lines:\n%s", tc.wantMessage, all)
+			}
+			if tc.noMessage != "" && strings.Contains(all, tc.noMessage) {
+				t.Errorf("line %q written at %s:\n%s", tc.noMessage, tc.level, all)
+			}
+		})
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -181,7 +182,10 @@ deny = [%q]
 
 // TestVigilInitErrors: a policy that does not load, and a custom runtime
 // without a command, are init errors from RIE (502, Vigil.* errorType, a
-// message that says what to fix) and the function's code never runs.
+// message that says what to fix) and the function's code never runs. In
+// the exec-wrapper form the supervisor starts while the policy loads: a
+// policy that does not load is still the init error, and the wrapped
+// runtime never runs.
 func TestVigilInitErrors(t *testing.T) {
 	f := fixtureNamed(t, "go")
 	needFixture(t, f)
@@ -189,10 +193,14 @@ func TestVigilInitErrors(t *testing.T) {
 	for _, tc := range []struct {
 		name, rules, errorType, msg string
 		env                         []string
+		wrap                        bool // exec-wrapper form: bootstrap RUNTIME
 	}{
-		{"unknown key", "moed = \"enforce\"\n", "Vigil.PolicyError", "moed: unknown key", []string{"VIGIL_RUNTIME=" + f.command[0]}},
-		{"syntax", "mode = \n", "Vigil.PolicyError", "invalid TOML", []string{"VIGIL_RUNTIME=" + f.command[0]}},
-		{"no runtime command", "mode = \"enforce\"\n", "Vigil.NoRuntimeCommand", "[runtime] command", nil},
+		{"unknown key", "moed = \"enforce\"\n", "Vigil.PolicyError", "moed: unknown key", []string{"VIGIL_RUNTIME=" + f.command[0]}, false},
+		{"syntax", "mode = \n", "Vigil.PolicyError", "invalid TOML", []string{"VIGIL_RUNTIME=" + f.command[0]}, false},
+		{"no runtime command", "mode = \"enforce\"\n", "Vigil.NoRuntimeCommand", "[runtime] command", nil, false},
+		{"exec wrapper unknown key", "moed = \"enforce\"\n", "Vigil.PolicyError", "moed: unknown key", nil, true},
+		{"exec wrapper bad VIGIL_MODE", fmt.Sprintf("[process]\nexec = [%q]\nallow_writable_exec = true\n", f.command[0]),
+			"Vigil.PolicyError", `VIGIL_MODE="enforcing" is not a mode`, []string{"VIGIL_MODE=enforcing"}, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
@@ -200,7 +208,11 @@ func TestVigilInitErrors(t *testing.T) {
 			marker := filepath.Join(dir, "ran")
 			rules := writeRules(t, dir, tc.rules)
 			env := append([]string{"VIGIL_RULES=" + rules, "FIXTURE_MARKER=" + marker}, tc.env...)
-			r := startRIE(t, Options{Command: []string{boot}, Env: env})
+			cmd := []string{boot}
+			if tc.wrap {
+				cmd = append(cmd, f.command...)
+			}
+			r := startRIE(t, Options{Command: cmd, Env: env})
 			for i := range 2 { // RIE retries the init at every invoke
 				res := invoke(t, r, fmt.Sprintf("vg-init-%d", i), map[string]any{"action": "echo"})
 				a := answer(t, res)
@@ -234,6 +246,15 @@ func TestVigilPolicyLookup(t *testing.T) {
 	}
 }
 
+// needProgram skips the test, saying why, when the interpreter path is
+// not installed.
+func needProgram(t *testing.T, path string) {
+	t.Helper()
+	if _, err := os.Stat(path); err != nil {
+		t.Skip(path + " is not installed")
+	}
+}
+
 // TestVigilExecWrapperPython runs the Python fixture through the exec
 // wrapper form (bootstrap RUNTIME ARGS..., what AWS_LAMBDA_EXEC_WRAPPER
 // makes Lambda run; RIE does not implement the variable, so the test
@@ -242,9 +263,7 @@ func TestVigilExecWrapperPython(t *testing.T) {
 	f := fixtureNamed(t, "python")
 	needFixture(t, f)
 	const python = "/usr/bin/python3"
-	if _, err := os.Stat(python); err != nil {
-		t.Skip(python + " is not installed")
-	}
+	needProgram(t, python)
 	boot := buildBootstrap(t)
 	fnDir := filepath.Join(repoRoot, "fixtures", "functions", "python")
 	dir := t.TempDir()
@@ -308,5 +327,174 @@ func TestVigilFilterError(t *testing.T) {
 	}
 	if _, err := os.Stat(marker); err == nil {
 		t.Errorf("the function's code ran without its filter")
+	}
+}
+
+// TestVigilExecWrapperNode runs the Node.js fixture through the exec
+// wrapper form (bootstrap /usr/bin/node runtime.js) with its code in a task
+// root of its own and the policy beside it, fixtures/functions/node/rules.toml,
+// found as $LAMBDA_TASK_ROOT/rules.toml as on Lambda. Allowed actions
+// answer as they do without Vigil; a denied exec, open and connect each
+// make the function see EACCES and say so, and each writes exactly one
+// audit line, with the invocation's requestId and the function's name.
+// Nothing else is denied.
+func TestVigilExecWrapperNode(t *testing.T) {
+	f := fixtureNamed(t, "node")
+	needFixture(t, f)
+	const node = "/usr/bin/node"
+	needProgram(t, node)
+	boot := buildBootstrap(t)
+	// The function's code and its rules.toml, as in /var/task on Lambda;
+	// here under /tmp, which the baseline lets the function read.
+	task := t.TempDir()
+	fnDir := filepath.Join(repoRoot, "fixtures", "functions", "node")
+	for _, name := range []string{"runtime.js", "handler.js", "rules.toml"} {
+		b, err := os.ReadFile(filepath.Join(fnDir, name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(task, name), b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	marker := filepath.Join(t.TempDir(), "ran")
+	allowedPort := acceptOn(t, "127.0.0.1")
+	deniedPort := acceptOn(t, "127.0.0.2") // reachable: only the policy stops it
+	const function = "vigil-node"
+	r := startRIE(t, Options{
+		Command: []string{boot, node, filepath.Join(task, "runtime.js")},
+		Env:     []string{"LAMBDA_TASK_ROOT=" + task, "AWS_LAMBDA_FUNCTION_NAME=" + function, "FIXTURE_MARKER=" + marker},
+	})
+
+	res := invoke(t, r, "vg-node-echo", map[string]any{"action": "echo", "s": "node"})
+	if a := answer(t, res); res.Status != 200 || a["s"] != "node" {
+		t.Errorf("echo: %d %s", res.Status, res.Body)
+	}
+	if _, err := os.Stat(marker); err != nil {
+		t.Errorf("the function's code left no marker: %v", err)
+	}
+	res = invoke(t, r, "vg-node-read", map[string]any{"action": "read", "path": filepath.Join(task, "handler.js"), "bytes": 13})
+	if a := answer(t, res); res.Status != 200 || a["ok"] != true || a["data"] != "'use strict';" {
+		t.Errorf("allowed read: %d %s", res.Status, res.Body)
+	}
+	res = invoke(t, r, "vg-node-exec", map[string]any{"action": "exec", "argv": []string{"/usr/bin/echo", "hi"}})
+	if a := answer(t, res); res.Status != 200 || a["ok"] != true || a["output"] != "hi\n" || a["exitCode"] != float64(0) {
+		t.Errorf("allowed exec: %d %s", res.Status, res.Body)
+	}
+	res = invoke(t, r, "vg-node-connect", map[string]any{"action": "connect", "host": "127.0.0.1", "port": allowedPort})
+	if a := answer(t, res); res.Status != 200 || a["ok"] != true {
+		t.Errorf("allowed connect: %d %s", res.Status, res.Body)
+	}
+	res = invoke(t, r, "vg-node-env", map[string]any{"action": "env"})
+	a := answer(t, res)
+	env, _ := a["env"].(map[string]any)
+	if api, _ := env["AWS_LAMBDA_RUNTIME_API"].(string); res.Status != 200 || api == r.RuntimeAPIAddr || !strings.HasPrefix(api, "127.0.0.1:") || env["AWS_LAMBDA_FUNCTION_NAME"] != function {
+		t.Errorf("env: %d %s (RIE's Runtime API is %s; the runtime must talk to Vigil's proxy)", res.Status, res.Body, r.RuntimeAPIAddr)
+	}
+
+	// The denials: the function sees EACCES, and each is one audit line.
+	denied := []struct {
+		id, op, object string
+		event          map[string]any
+	}{
+		{"vg-node-deny-read", "open", "/etc/shadow", map[string]any{"action": "read", "path": "/etc/shadow"}},
+		{"vg-node-deny-exec", "exec", "/usr/bin/id", map[string]any{"action": "exec", "argv": []string{"/usr/bin/id"}}},
+		{"vg-node-deny-connect", "connect", fmt.Sprintf("127.0.0.2:%d", deniedPort),
+			map[string]any{"action": "connect", "host": "127.0.0.2", "port": deniedPort}},
+	}
+	for _, d := range denied {
+		res := invoke(t, r, d.id, d.event)
+		wantFailure("EACCES", 13)(t, "vigil", r, res, answer(t, res))
+		if waitAudit(r, d.op, d.object, 3*time.Second) == nil {
+			t.Errorf("%s: no audit line for the denied %s of %s", d.id, d.op, d.object)
+		}
+	}
+	// One more invocation, so that every line of the last denial is out.
+	if res := invoke(t, r, "vg-node-last", map[string]any{"action": "echo"}); res.Status != 200 {
+		t.Errorf("last echo: %d %s", res.Status, res.Body)
+	}
+	lines := auditLines(r.Output())
+	for _, d := range denied {
+		var got []map[string]any
+		for _, l := range lines {
+			if v := l["vigil"].(map[string]any); v["op"] == d.op && (v["path"] == d.object || v["address"] == d.object) {
+				got = append(got, l)
+			}
+		}
+		if len(got) != 1 {
+			t.Errorf("%s: %d audit lines for the %s of %s, want 1: %v", d.id, len(got), d.op, d.object, got)
+			continue
+		}
+		v := got[0]["vigil"].(map[string]any)
+		if got[0]["requestId"] != d.id || got[0]["level"] != "WARN" || v["decision"] != "deny" || v["function"] != function ||
+			v["mode"] != "enforce" || v["exe"] != node {
+			t.Errorf("%s: audit line %v", d.id, got[0])
+		}
+	}
+	if len(lines) != len(denied) {
+		t.Errorf("%d audit lines, want exactly the %d denials: %v", len(lines), len(denied), lines)
+	}
+	if !r.WaitOutput(filepath.Join(task, "rules.toml"), time.Second) {
+		t.Errorf("Vigil did not say it loaded %s", filepath.Join(task, "rules.toml"))
+	}
+}
+
+// TestVigilExecWrapperSlowPolicy: in the exec-wrapper form the supervisor
+// starts the runtime while the policy loads, and the runtime's first
+// system call that needs a decision (its own exec) waits for the policy.
+// The policy here arrives through a FIFO 300 ms late: a valid one lets
+// the function run as usual; one that does not load is the init error and
+// the function's code never runs.
+func TestVigilExecWrapperSlowPolicy(t *testing.T) {
+	f := fixtureNamed(t, "go")
+	needFixture(t, f)
+	boot := buildBootstrap(t)
+	for _, tc := range []struct {
+		name, rules string
+		ok          bool
+	}{
+		{"valid", fmt.Sprintf("[process]\nexec = [%q]\nallow_writable_exec = true\n", f.command[0]), true},
+		{"invalid", "moed = \"enforce\"\n", false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			dir := t.TempDir()
+			fifo := filepath.Join(dir, "rules.toml")
+			if err := syscall.Mkfifo(fifo, 0o644); err != nil {
+				t.Fatal(err)
+			}
+			marker := filepath.Join(dir, "ran")
+			r := startRIE(t, Options{Command: []string{boot, f.command[0]}, Env: []string{"VIGIL_RULES=" + fifo, "FIXTURE_MARKER=" + marker}})
+			go func() {
+				time.Sleep(300 * time.Millisecond)
+				if err := os.WriteFile(fifo, []byte(tc.rules), 0o644); err != nil {
+					t.Error(err)
+				}
+			}()
+			start := time.Now()
+			res := invoke(t, r, "vg-slow", map[string]any{"action": "echo", "x": 1})
+			if d := time.Since(start); d < 300*time.Millisecond {
+				t.Errorf("answered after %v, before the policy was written", d)
+			}
+			a := answer(t, res)
+			if tc.ok {
+				if res.Status != 200 || a["x"] != float64(1) {
+					t.Errorf("echo: %d %s", res.Status, res.Body)
+				}
+				if _, err := os.Stat(marker); err != nil {
+					t.Errorf("the function's code left no marker: %v", err)
+				}
+				return
+			}
+			if msg, _ := a["errorMessage"].(string); res.Status != 502 || a["errorType"] != "Vigil.PolicyError" || !strings.Contains(msg, "moed: unknown key") {
+				t.Errorf("invoke: %d %s", res.Status, res.Body)
+			}
+			if _, err := os.Stat(marker); err == nil {
+				t.Errorf("the function's code ran without its policy")
+			}
+			if strings.Contains(r.Output(), `"decision"`) {
+				t.Errorf("a decision was made without the policy:\n%s", r.Output())
+			}
+		})
 	}
 }

@@ -60,6 +60,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"os"
 	"strconv"
 	"strings"
 	"sync"
@@ -67,6 +68,7 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-hclog"
+	"golang.org/x/sys/unix"
 )
 
 // Runtime API paths (API version 2018-06-01).
@@ -110,7 +112,7 @@ type Invocation struct {
 type Proxy struct {
 	upstream string // host:port of the real Runtime API
 	log      hclog.Logger
-	ln       net.Listener
+	addr     string // the listener's, 127.0.0.1:PORT
 	srv      *http.Server
 	up       *connPool
 
@@ -123,6 +125,7 @@ type Proxy struct {
 
 	conns     sync.WaitGroup // open runtime connections (their goroutines)
 	served    chan struct{}  // closed when Serve returns
+	primed    chan struct{}  // closed when the first upstream connection is made or given up
 	closeOnce sync.Once
 	closeErr  error
 }
@@ -131,6 +134,12 @@ type Proxy struct {
 // upstream, the host:port of the real Runtime API (the AWS_LAMBDA_RUNTIME_API
 // the bootstrap was given). log may be nil; the proxy logs to the sub-logger
 // "runtimeapi". Close stops it.
+//
+// New is on the cold-start path, so it only binds the socket (Addr is
+// valid, and connections queue, when it returns); accepting, which needs
+// Go's network poller, and one upstream connection for the runtime's first
+// /next are set up on other goroutines while the caller goes on (the
+// bootstrap loads the policy meanwhile).
 func New(upstream string, log hclog.Logger) (*Proxy, error) {
 	if err := checkUpstream(upstream); err != nil {
 		return nil, err
@@ -139,7 +148,7 @@ func New(upstream string, log hclog.Logger) (*Proxy, error) {
 		log = hclog.NewNullLogger()
 	}
 	log = log.Named("runtimeapi")
-	ln, err := net.Listen("tcp4", "127.0.0.1:0")
+	fd, addr, err := listenLoopback()
 	if err != nil {
 		return nil, fmt.Errorf("runtimeapi: listen: %w", err)
 	}
@@ -147,7 +156,7 @@ func New(upstream string, log hclog.Logger) (*Proxy, error) {
 	p := &Proxy{
 		upstream: upstream,
 		log:      log,
-		ln:       ln,
+		addr:     addr,
 		up: &connPool{addr: upstream, dialer: net.Dialer{
 			Timeout:   5 * time.Second,
 			KeepAlive: 30 * time.Second,
@@ -155,6 +164,7 @@ func New(upstream string, log hclog.Logger) (*Proxy, error) {
 		ctx:    ctx,
 		cancel: cancel,
 		served: make(chan struct{}),
+		primed: make(chan struct{}),
 	}
 	p.srv = &http.Server{
 		Handler:                      http.HandlerFunc(p.serveHTTP),
@@ -178,12 +188,60 @@ func New(upstream string, log hclog.Logger) (*Proxy, error) {
 	}
 	go func() {
 		defer close(p.served)
+		f := os.NewFile(uintptr(fd), "runtimeapi")
+		ln, err := net.FileListener(f)
+		f.Close()
+		if err != nil {
+			// Never seen; the runtime's connects are then refused and it
+			// fails its init.
+			p.log.Error("serve failed", "error", err)
+			return
+		}
 		if err := p.srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			p.log.Error("serve failed", "error", err)
 		}
+		ln.Close()
+	}()
+	prime := p.up.prime(ctx)
+	go func() {
+		defer close(p.primed)
+		prime()
 	}()
 	p.log.Debug("listening", "addr", p.Addr(), "upstream", upstream)
 	return p, nil
+}
+
+// listenLoopback returns a listening TCP socket on 127.0.0.1 with a port the
+// kernel picked (close-on-exec: the runtime must not inherit it), and its
+// address. Plain system calls: Go's net package would set up its poller
+// first, which the bootstrap's cold start need not wait for.
+func listenLoopback() (int, string, error) {
+	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return -1, "", os.NewSyscallError("socket", err)
+	}
+	fail := func(op string, err error) (int, string, error) {
+		unix.Close(fd)
+		return -1, "", os.NewSyscallError(op, err)
+	}
+	if err := unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_REUSEADDR, 1); err != nil {
+		return fail("setsockopt", err)
+	}
+	if err := unix.Bind(fd, &unix.SockaddrInet4{Addr: [4]byte{127, 0, 0, 1}}); err != nil {
+		return fail("bind", err)
+	}
+	if err := unix.Listen(fd, unix.SOMAXCONN); err != nil {
+		return fail("listen", err)
+	}
+	sa, err := unix.Getsockname(fd)
+	if err != nil {
+		return fail("getsockname", err)
+	}
+	in4, ok := sa.(*unix.SockaddrInet4)
+	if !ok {
+		return fail("getsockname", unix.EAFNOSUPPORT)
+	}
+	return fd, net.JoinHostPort("127.0.0.1", strconv.Itoa(in4.Port)), nil
 }
 
 func checkUpstream(upstream string) error {
@@ -198,7 +256,7 @@ func checkUpstream(upstream string) error {
 
 // Addr is the proxy's address, "127.0.0.1:PORT": the child's
 // AWS_LAMBDA_RUNTIME_API.
-func (p *Proxy) Addr() string { return p.ln.Addr().String() }
+func (p *Proxy) Addr() string { return p.addr }
 
 // Upstream is the address of the real Runtime API.
 func (p *Proxy) Upstream() string { return p.upstream }
@@ -249,6 +307,7 @@ func (p *Proxy) Close() error {
 		p.closeErr = p.srv.Close()
 		<-p.served
 		p.conns.Wait()
+		<-p.primed
 		p.up.close()
 		p.log.Debug("closed")
 	})

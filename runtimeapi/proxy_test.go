@@ -688,6 +688,72 @@ func TestIdleConnectionReused(t *testing.T) {
 	}
 }
 
+// TestFirstRequestOnPrimedConnection: New connects to the upstream before
+// any request (the cold start's first /next does not wait for a dial), and
+// the first request, sent at once, uses that connection rather than a
+// second one, whether or not the dial has finished. (An upstream that is
+// down at New is no error until a request needs it: TestUpstreamDown.)
+func TestFirstRequestOnPrimedConnection(t *testing.T) {
+	for _, wait := range []bool{false, true} {
+		ln, err := net.Listen("tcp4", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		accepted := make(chan net.Conn, 2)
+		go func() {
+			for {
+				c, err := ln.Accept()
+				if err != nil {
+					return
+				}
+				accepted <- c
+			}
+		}()
+		p := newProxy(t, ln.Addr().String())
+		if wait {
+			select {
+			case c := <-accepted:
+				accepted <- c
+			case <-time.After(5 * time.Second):
+				t.Fatal("no upstream connection before the first request")
+			}
+		}
+		errc := make(chan error, 1)
+		go func() {
+			res, err := rawClient.Get("http://" + p.Addr() + nextPath)
+			if err == nil {
+				_, err = io.ReadAll(res.Body)
+				res.Body.Close()
+			}
+			errc <- err
+		}()
+		var c net.Conn
+		select {
+		case c = <-accepted:
+		case <-time.After(5 * time.Second):
+			t.Fatal("no upstream connection")
+		}
+		br := bufio.NewReader(c)
+		req, err := http.ReadRequest(br)
+		if err != nil || req.URL.Path != nextPath {
+			t.Fatalf("wait %v: upstream read %v %v", wait, req, err)
+		}
+		io.WriteString(c, "HTTP/1.1 200 OK\r\nLambda-Runtime-Aws-Request-Id: r1\r\nContent-Length: 2\r\n\r\n{}")
+		if err := <-errc; err != nil {
+			t.Fatalf("wait %v: %v", wait, err)
+		}
+		select {
+		case c2 := <-accepted:
+			t.Errorf("wait %v: a second upstream connection from %v", wait, c2.RemoteAddr())
+			c2.Close()
+		default:
+		}
+		c.Close()
+		ln.Close()
+	}
+
+}
+
 // TestExpectContinue: a runtime that sends "Expect: 100-continue" (curl
 // does for bodies over 1 KiB) gets its 100 Continue from the proxy and the
 // upstream's real answer; an upstream 100 Continue is not passed on.

@@ -31,6 +31,9 @@ type connPool struct {
 	mu     sync.Mutex
 	idle   []*upConn
 	closed bool
+	// priming is closed when the connection prime dials is in the pool
+	// (or the dial failed); nil when prime was not called.
+	priming chan struct{}
 }
 
 // maxIdle bounds the idle connections kept: a runtime has a /next long poll
@@ -139,8 +142,24 @@ func (u *connPool) get(ctx context.Context) (uc *upConn, reused bool, err error)
 		}
 		n := len(u.idle)
 		if n == 0 {
+			priming := u.priming
 			u.mu.Unlock()
-			break
+			if priming == nil {
+				break
+			}
+			// The first request waits for the connection being primed
+			// rather than dial a second one.
+			select {
+			case <-priming:
+			case <-ctx.Done():
+				return nil, false, ctx.Err()
+			}
+			u.mu.Lock()
+			if u.priming == priming {
+				u.priming = nil
+			}
+			u.mu.Unlock()
+			continue
 		}
 		uc = u.idle[n-1]
 		u.idle = u.idle[:n-1]
@@ -150,11 +169,34 @@ func (u *connPool) get(ctx context.Context) (uc *upConn, reused bool, err error)
 		}
 		uc.c.Close()
 	}
+	uc, err = u.dial(ctx)
+	return uc, false, err
+}
+
+func (u *connPool) dial(ctx context.Context) (*upConn, error) {
 	c, err := u.dialer.DialContext(ctx, "tcp", u.addr)
 	if err != nil {
-		return nil, false, err
+		return nil, err
 	}
-	return &upConn{c: c, br: bufio.NewReaderSize(c, 4096), bw: bufio.NewWriterSize(c, 4096)}, false, nil
+	return &upConn{c: c, br: bufio.NewReaderSize(c, 4096), bw: bufio.NewWriterSize(c, 4096)}, nil
+}
+
+// prime returns a function that dials one connection ahead of the first
+// request and keeps it idle, so that the runtime's first /next does not
+// wait for a dial; run it on a goroutine of its own. A request that comes
+// meanwhile waits for that connection instead of dialing another. A failed
+// dial is not an error: the request dials again and reports what it gets.
+func (u *connPool) prime(ctx context.Context) func() {
+	done := make(chan struct{})
+	u.mu.Lock()
+	u.priming = done
+	u.mu.Unlock()
+	return func() {
+		defer close(done)
+		if uc, err := u.dial(ctx); err == nil {
+			u.put(uc)
+		}
+	}
 }
 
 func (u *connPool) put(uc *upConn) {
