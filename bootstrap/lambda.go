@@ -17,6 +17,7 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 
+	"vigil/internal/probe"
 	"vigil/rules"
 	"vigil/runtimeapi"
 	"vigil/supervisor"
@@ -119,6 +120,30 @@ func runLambda(cmd []string) int {
 		return 2
 	}
 
+	// The custom runtime logs once at init what the kernel allows (the
+	// same report as --probe), so that CloudWatch shows which backend can
+	// work here; it runs while the policy loads, before the supervisor has
+	// children of its own (the probe reaps its own). VIGIL_PROBE=0 skips it.
+	var probed chan probe.Report
+	if len(cmd) == 0 && os.Getenv("VIGIL_PROBE") != "0" {
+		probed = make(chan probe.Report, 1)
+		go func() { probed <- probe.Run() }()
+	}
+	logProbe := func() {
+		if probed == nil {
+			return
+		}
+		r := <-probed
+		probed = nil
+		log.Info("kernel probe", "probe", r, "backend_auto_picks", r.Backend())
+	}
+
+	// The backend: $VIGIL_BACKEND, else backend in rules.toml, else auto.
+	backend := os.Getenv("VIGIL_BACKEND")
+	if backend != "" && !rules.ValidBackend(backend) {
+		return initFail(errTypePolicy, fmt.Sprintf("vigil: VIGIL_BACKEND=%q is not a backend, so the function was not started; use one of %s", backend, strings.Join(rules.Backends, ", ")))
+	}
+
 	path, tried := policyPath(os.Getenv)
 	// load loads the policy; on failure it reports the init error and
 	// returns nil with the exit status.
@@ -180,15 +205,22 @@ func runLambda(cmd []string) int {
 
 	var policy supervisor.Policy
 	loaded := func() {}
-	if len(cmd) == 0 {
+	// The exec wrapper starts the supervisor while the policy loads (below),
+	// unless the policy may choose the backend: then it is read first.
+	if len(cmd) == 0 || (backend == "" && mayNameBackend(path)) {
 		// The custom runtime's command may come from the policy.
 		pol, code := load()
 		if pol == nil {
 			return code
 		}
-		if cmd = runtimeCommand(pol, os.Getenv); len(cmd) == 0 {
-			return initFail(errTypeNoRuntime, fmt.Sprintf(
-				"vigil: no runtime command, so the function was not started; set [runtime] command = [\"/var/task/handler\"] in %s, or VIGIL_RUNTIME, or use Vigil as AWS_LAMBDA_EXEC_WRAPPER", path))
+		if len(cmd) == 0 {
+			if cmd = runtimeCommand(pol, os.Getenv); len(cmd) == 0 {
+				return initFail(errTypeNoRuntime, fmt.Sprintf(
+					"vigil: no runtime command, so the function was not started; set [runtime] command = [\"/var/task/handler\"] in %s, or VIGIL_RUNTIME, or use Vigil as AWS_LAMBDA_EXEC_WRAPPER", path))
+			}
+		}
+		if backend == "" {
+			backend = pol.Backend()
 		}
 		configure(pol)
 		policy = pol
@@ -212,17 +244,23 @@ func runLambda(cmd []string) int {
 		// error to report (the loader does, and exits).
 		loaded = func() { <-lazy.ready }
 	}
+	if backend == "" {
+		backend = "auto"
+	}
+	logProbe()
 	status, err := supervisor.Run(supervisor.Config{
-		Policy:  policy,
-		Args:    cmd,
-		Env:     env,
-		Auditor: auditor,
-		Logger:  logger,
-		JSONLog: jsonLog,
+		Policy:      policy,
+		Args:        cmd,
+		Env:         env,
+		Auditor:     auditor,
+		Logger:      logger,
+		JSONLog:     jsonLog,
+		Backend:     backend,
+		BackendHook: backendLogger(logger, backend),
 	})
 	loaded()
 	if err != nil {
-		errorType, hint := errTypeFilter, "Vigil needs Linux 5.9+ with seccomp user notification; check the kernel and that nothing else (a tracer, a stricter seccomp filter) is in the way"
+		errorType, hint := errTypeFilter, "Vigil needs seccomp user notification (Linux 5.9+) or ptrace; the error says what the kernel refused for each backend (bootstrap --probe shows what works); check that nothing else (a tracer, a stricter seccomp filter) is in the way"
 		if errors.Is(err, fs.ErrNotExist) || errors.Is(err, exec.ErrNotFound) {
 			errorType, hint = errTypeStart, "check the runtime command's path"
 		}
@@ -241,6 +279,14 @@ func runLambda(cmd []string) int {
 		}
 	}
 	return status
+}
+
+// mayNameBackend reports whether the policy file may set the backend key
+// (a cheap look at its text; unreadable: maybe). If it cannot, the exec
+// wrapper need not wait for the policy to choose the backend.
+func mayNameBackend(path string) bool {
+	b, err := os.ReadFile(path)
+	return err != nil || bytes.Contains(b, []byte("backend"))
 }
 
 // describeStatus says how the runtime ended, as Go's ProcessState does

@@ -49,8 +49,8 @@ backends (--backend, or backend in rules.toml; default auto):
 
 type options struct {
 	rules, check, mode, function, backend string
-	functionSet, probe           bool
-	cmd                          []string
+	functionSet, probe                    bool
+	cmd                                   []string
 }
 
 func parseArgs(args []string) (options, error) {

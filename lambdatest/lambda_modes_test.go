@@ -129,6 +129,13 @@ deny = [%q]
 	if _, err := os.Stat(marker); err != nil {
 		t.Errorf("the function's code left no marker: %v", err)
 	}
+	// The custom runtime logged the kernel probe once at init, with the
+	// backend auto picks (notify here), and ran under it.
+	if !r.WaitOutput(`"message":"kernel probe"`, 3*time.Second) || strings.Count(r.Output(), `"message":"kernel probe"`) != 1 {
+		t.Errorf("no single kernel probe line at init:\n%s", r.Output())
+	} else if !strings.Contains(r.Output(), `"backend_auto_picks":"notify"`) || !strings.Contains(r.Output(), `"seccomp_addfd":{"ok":true}`) {
+		t.Errorf("the probe line does not say what works here:\n%s", r.Output())
+	}
 
 	res = invoke(t, r, "vg-read", map[string]any{"action": "read", "path": allowed})
 	if a := answer(t, res); res.Status != 200 || a["ok"] != true || a["data"] != "content of allowed.txt\n" {
