@@ -309,9 +309,14 @@ deny = [%q]
 	}
 }
 
-// TestVigilFilterError: a Lambda that forbids nested seccomp filters
-// (simulated by an outer filter that makes seccomp(2) fail with EPERM)
-// gets a Vigil.FilterError init error, and the function never runs.
+// TestVigilFilterError simulates Lambdas that refuse what the backends need,
+// with an outer seccomp filter (fixtures/c/noseccomp.c). Where nested
+// seccomp filters are refused, backend auto falls back to ptrace alone: the
+// function runs, its denied open still fails with EACCES and is audited
+// with the request id, and the init log says which backend is in use.
+// Where ptrace is refused too, or the policy insists on notify, the init
+// error is Vigil.FilterError naming what the kernel refused, and the
+// function's code never runs.
 func TestVigilFilterError(t *testing.T) {
 	f := fixtureNamed(t, "go")
 	needFixture(t, f)
@@ -321,19 +326,62 @@ func TestVigilFilterError(t *testing.T) {
 	if out, err := exec.Command("gcc", "-O2", "-o", outer, "../fixtures/c/noseccomp.c").CombinedOutput(); err != nil {
 		t.Fatalf("gcc: %v\n%s", err, out)
 	}
-	marker := filepath.Join(dir, "ran")
-	rules := writeRules(t, dir, fmt.Sprintf("[process]\nexec = [%q]\nallow_writable_exec = true\n[runtime]\ncommand = [%q]\n", f.command[0], f.command[0]))
-	r := startRIE(t, Options{Command: []string{outer, boot}, Env: []string{"VIGIL_RULES=" + rules, "FIXTURE_MARKER=" + marker}})
-	for i := range 2 {
-		res := invoke(t, r, fmt.Sprintf("vg-filter-%d", i), map[string]any{"action": "echo"})
-		a := answer(t, res)
-		msg, _ := a["errorMessage"].(string)
-		if res.Status != 502 || a["errorType"] != "Vigil.FilterError" || !strings.Contains(msg, "seccomp") {
-			t.Errorf("invoke %d: %d %s", i, res.Status, res.Body)
-		}
+	secret := filepath.Join(dir, "secret.txt")
+	if err := os.WriteFile(secret, []byte("no\n"), 0o644); err != nil {
+		t.Fatal(err)
 	}
-	if _, err := os.Stat(marker); err == nil {
-		t.Errorf("the function's code ran without its filter")
+	rules := writeRules(t, dir, fmt.Sprintf("[process]\nexec = [%q]\nallow_writable_exec = true\n[filesystem]\ndeny = [%q]\n[runtime]\ncommand = [%q]\n",
+		f.command[0], secret, f.command[0]))
+
+	t.Run("no nested filters: ptrace", func(t *testing.T) {
+		marker := filepath.Join(t.TempDir(), "ran")
+		r := startRIE(t, Options{Command: []string{outer, boot}, Env: []string{"VIGIL_RULES=" + rules, "FIXTURE_MARKER=" + marker}})
+		res := invoke(t, r, "vg-pt-echo", map[string]any{"action": "echo", "s": "x"})
+		if a := answer(t, res); res.Status != 200 || a["s"] != "x" {
+			t.Errorf("echo under ptrace: %d %s", res.Status, res.Body)
+		}
+		res = invoke(t, r, "vg-pt-deny", map[string]any{"action": "read", "path": secret})
+		wantFailure("EACCES", 13)(t, "vigil", r, res, answer(t, res))
+		if line := waitAudit(r, "open", secret, 3*time.Second); line == nil || line["requestId"] != "vg-pt-deny" {
+			t.Errorf("audit line for the denied open under ptrace: %v", line)
+		}
+		out := r.Output()
+		if !strings.Contains(out, `"message":"backend in use"`) || !strings.Contains(out, `"backend":"ptrace-alone"`) ||
+			!strings.Contains(out, `"backend_auto_picks":"ptrace-alone"`) {
+			t.Errorf("the init log does not say ptrace-alone is in use:\n%s", out)
+		}
+	})
+	for _, tc := range []struct {
+		name  string
+		outer []string
+		env   []string
+		want  []string
+	}{
+		{"neither filters nor ptrace", []string{outer, "--ptrace", boot}, nil,
+			[]string{"ptrace PTRACE_SEIZE: operation not permitted", "refused before: notify: ", "seccomp: operation not permitted"}},
+		{"VIGIL_BACKEND=notify", []string{outer, boot}, []string{"VIGIL_BACKEND=notify"},
+			[]string{"seccomp: operation not permitted"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			marker := filepath.Join(t.TempDir(), "ran")
+			r := startRIE(t, Options{Command: tc.outer, Env: append([]string{"VIGIL_RULES=" + rules, "FIXTURE_MARKER=" + marker}, tc.env...)})
+			for i := range 2 {
+				res := invoke(t, r, fmt.Sprintf("vg-filter-%d", i), map[string]any{"action": "echo"})
+				a := answer(t, res)
+				msg, _ := a["errorMessage"].(string)
+				if res.Status != 502 || a["errorType"] != "Vigil.FilterError" {
+					t.Errorf("invoke %d: %d %s", i, res.Status, res.Body)
+				}
+				for _, w := range tc.want {
+					if !strings.Contains(msg, w) {
+						t.Errorf("invoke %d: the error does not say %q: %s", i, w, msg)
+					}
+				}
+			}
+			if _, err := os.Stat(marker); err == nil {
+				t.Errorf("the function's code ran unguarded")
+			}
+		})
 	}
 }
 
