@@ -236,6 +236,12 @@ func runLambda(cmd []string) int {
 			if pol == nil {
 				os.Exit(code)
 			}
+			if b := pol.Backend(); b != "auto" && os.Getenv("VIGIL_BACKEND") == "" {
+				// Read after the supervisor chose its backend (a policy
+				// that is not a regular file): do not run with another one
+				// than it asks for.
+				os.Exit(initFail(errTypePolicy, fmt.Sprintf("vigil: %s sets backend = %q, which cannot apply: the policy is not a regular file, so it was read after the supervisor started; set VIGIL_BACKEND=%s instead", path, b, b)))
+			}
 			configure(pol)
 			lazy.set(pol)
 		}()
@@ -285,6 +291,13 @@ func runLambda(cmd []string) int {
 // (a cheap look at its text; unreadable: maybe). If it cannot, the exec
 // wrapper need not wait for the policy to choose the backend.
 func mayNameBackend(path string) bool {
+	st, err := os.Stat(path)
+	if err == nil && !st.Mode().IsRegular() {
+		// A FIFO cannot be peeked at without consuming it: read it while
+		// the supervisor starts; a backend it names is then refused
+		// (lazyBackendCheck).
+		return false
+	}
 	b, err := os.ReadFile(path)
 	return err != nil || bytes.Contains(b, []byte("backend"))
 }

@@ -9,6 +9,7 @@ import (
 	"reflect"
 	"regexp"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -257,5 +258,29 @@ func TestLazyPolicy(t *testing.T) {
 		!l.ConnectAbstract("bus").Allow || l.ConnectAbstract("x").Allow ||
 		!l.ListenAbstract("srv").Allow || l.ListenAbstract("x").Allow {
 		t.Error("the lazy policy does not answer as the policy does")
+	}
+}
+
+// TestMayNameBackend: the exec wrapper reads the policy before it starts
+// the supervisor only when the policy may choose the backend.
+func TestMayNameBackend(t *testing.T) {
+	dir := t.TempDir()
+	with, without, fifo := dir+"/with.toml", dir+"/without.toml", dir+"/fifo.toml"
+	if err := os.WriteFile(with, []byte("backend = \"ptrace\"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(without, []byte("mode = \"audit\"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Mkfifo(fifo, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		path string
+		want bool
+	}{{with, true}, {without, false}, {dir + "/missing.toml", true}, {fifo, false}} {
+		if got := mayNameBackend(tc.path); got != tc.want {
+			t.Errorf("mayNameBackend(%s) = %v, want %v", tc.path, got, tc.want)
+		}
 	}
 }
