@@ -137,26 +137,20 @@ func (s *supervisor) runTraced(m spawnMode, sp *spawnSpec, sigs chan os.Signal, 
 
 // recvTraced receives the traced child's pid (or its failure report).
 func recvTraced(sock int) (int, *childFailure, error) {
-	buf := make([]byte, 64)
-	for {
-		n, err := unix.Read(sock, buf)
-		if err == unix.EINTR {
-			continue
-		}
-		if err != nil {
-			return 0, nil, &StartError{Stage: "handoff", Err: err}
-		}
-		if n == 0 {
-			return 0, nil, nil // the child exited without a word
-		}
-		if pid, ok := parseTraced(buf[:n]); ok {
-			return pid, nil, nil
-		}
-		if stage, errno, ok := parseChildError(buf[:n]); ok {
-			return 0, &childFailure{stage, errno}, nil
-		}
-		return 0, nil, &StartError{Stage: "handoff", Err: errors.New("unexpected handoff message")}
+	msg, err := readHandoffMsg(sock)
+	switch {
+	case err != nil:
+		return 0, nil, &StartError{Stage: "handoff", Err: err}
+	case len(msg) == 0:
+		return 0, nil, nil // the child exited without a word
 	}
+	if pid, ok := parseTraced(msg); ok {
+		return pid, nil, nil
+	}
+	if stage, errno, ok := parseChildError(msg); ok {
+		return 0, &childFailure{stage, errno}, nil
+	}
+	return 0, nil, &StartError{Stage: "handoff", Err: errors.New("unexpected handoff message")}
 }
 
 // ptraceDecider answers the tracer with the handler table.

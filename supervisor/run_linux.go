@@ -361,12 +361,8 @@ func handoffPair() (parent, child int, closeChild, closeAll func(), err error) {
 	return pair[0], pair[1], closeChild, closeAll, nil
 }
 
-// recvListener receives the listener (or the child's failure report): the
-// child writes its pid and the listener's fd number (struct
-// vigil_handoff) and holds the fd until the ack, and the supervisor copies
-// it with pidfd_getfd. (SCM_RIGHTS would need sendmsg, which the filter
-// notifies: the child would wait for an answer nobody can give yet.)
-func recvListener(sock int) (int, bool, *childFailure, error) {
+// readHandoffMsg reads one message of the child's handoff (empty at EOF).
+func readHandoffMsg(sock int) ([]byte, error) {
 	buf := make([]byte, 64)
 	for {
 		n, err := unix.Read(sock, buf)
@@ -374,28 +370,41 @@ func recvListener(sock int) (int, bool, *childFailure, error) {
 			continue
 		}
 		if err != nil {
-			return -1, false, nil, err
+			return nil, err
 		}
-		if n == 0 {
-			return -1, false, nil, nil // EOF: the child exited without a word
-		}
-		if pid, fd, killable, ok := parseHandoff(buf[:n]); ok {
-			pidfd, err := unix.PidfdOpen(pid, 0)
-			if err != nil {
-				return -1, false, nil, fmt.Errorf("pidfd_open of the child: %w", err)
-			}
-			l, err := unix.PidfdGetfd(pidfd, fd, 0)
-			unix.Close(pidfd)
-			if err != nil {
-				return -1, false, nil, fmt.Errorf("pidfd_getfd of the listener: %w", err)
-			}
-			return l, killable, nil, nil
-		}
-		if stage, errno, ok := parseChildError(buf[:n]); ok {
-			return -1, false, &childFailure{stage, errno}, nil
-		}
-		return -1, false, nil, fmt.Errorf("unexpected handoff message")
+		return buf[:n], nil
 	}
+}
+
+// recvListener receives the listener (or the child's failure report): the
+// child writes its pid and the listener's fd number (struct
+// vigil_handoff) and holds the fd until the ack, and the supervisor copies
+// it with pidfd_getfd. (SCM_RIGHTS would need sendmsg, which the filter
+// notifies: the child would wait for an answer nobody can give yet.)
+func recvListener(sock int) (int, bool, *childFailure, error) {
+	msg, err := readHandoffMsg(sock)
+	if err != nil {
+		return -1, false, nil, err
+	}
+	if len(msg) == 0 {
+		return -1, false, nil, nil // EOF: the child exited without a word
+	}
+	if pid, fd, killable, ok := parseHandoff(msg); ok {
+		pidfd, err := unix.PidfdOpen(pid, 0)
+		if err != nil {
+			return -1, false, nil, fmt.Errorf("pidfd_open of the child: %w", err)
+		}
+		l, err := unix.PidfdGetfd(pidfd, fd, 0)
+		unix.Close(pidfd)
+		if err != nil {
+			return -1, false, nil, fmt.Errorf("pidfd_getfd of the listener: %w", err)
+		}
+		return l, killable, nil, nil
+	}
+	if stage, errno, ok := parseChildError(msg); ok {
+		return -1, false, &childFailure{stage, errno}, nil
+	}
+	return -1, false, nil, fmt.Errorf("unexpected handoff message")
 }
 
 // waitChildOnly reaps the child when no listener was handed over.
