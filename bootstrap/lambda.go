@@ -122,20 +122,14 @@ func runLambda(cmd []string) int {
 
 	// The custom runtime logs once at init what the kernel allows (the
 	// same report as --probe), so that CloudWatch shows which backend can
-	// work here; it runs while the policy loads, before the supervisor has
-	// children of its own (the probe reaps its own). VIGIL_PROBE=0 skips it.
-	var probed chan probe.Report
+	// work here. It runs beside the start, from a child process of its own
+	// (probe.RunIsolated: the supervisor reaps its own children), and is
+	// logged when it is done. VIGIL_PROBE=0 skips it.
 	if len(cmd) == 0 && os.Getenv("VIGIL_PROBE") != "0" {
-		probed = make(chan probe.Report, 1)
-		go func() { probed <- probe.Run() }()
-	}
-	logProbe := func() {
-		if probed == nil {
-			return
-		}
-		r := <-probed
-		probed = nil
-		log.Info("kernel probe", "probe", r, "backend_auto_picks", r.Backend())
+		go func() {
+			r := probe.RunIsolated()
+			log.Info("kernel probe", "probe", r, "backend_auto_picks", r.Backend())
+		}()
 	}
 
 	// The backend: $VIGIL_BACKEND, else backend in rules.toml, else auto.
@@ -253,7 +247,6 @@ func runLambda(cmd []string) int {
 	if backend == "" {
 		backend = "auto"
 	}
-	logProbe()
 	status, err := supervisor.Run(supervisor.Config{
 		Policy:      policy,
 		Args:        cmd,

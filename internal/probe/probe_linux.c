@@ -539,3 +539,69 @@ void vp_run(struct vp_report *r, int timeout_ms, int hang) {
 	}
 	for (int i = 0; i < n; i++) vp_reap(&kids[i].c);
 }
+
+/* vp_run_isolated is vp_run in a child of its own, which sends the report
+ * back on a pipe: the probe children are that child's, so a caller whose
+ * process reaps any of its children (Vigil's supervisor, its tracer) cannot
+ * take them or their ptrace stops. A child that does not answer in time is
+ * killed, and every check reports VP_TIMEOUT. */
+void vp_run_isolated(struct vp_report *r, int timeout_ms, int hang) {
+	memset(r, 0, sizeof *r);
+	struct vp_check *all[] = {&r->seccomp_filter, &r->seccomp_listener, &r->seccomp_addfd, &r->wait_killable_recv,
+		&r->pidfd_open, &r->pidfd_getfd, &r->openat2, &r->ptrace_traceme, &r->ptrace_seize, &r->process_vm_readv,
+		&r->landlock, &r->io_uring};
+	const int nall = sizeof all / sizeof all[0];
+	int p[2];
+	if (pipe2(p, O_CLOEXEC) != 0) {
+		int e = errno;
+		for (int i = 0; i < nall; i++) *all[i] = vp_fail(e, VP_STEP_FORK);
+		return;
+	}
+	sigset_t blocked, old;
+	sigfillset(&blocked);
+	pthread_sigmask(SIG_SETMASK, &blocked, &old);
+	pid_t pid = fork();
+	if (pid == 0) {
+		close(p[0]);
+		struct vp_report rr;
+		vp_run(&rr, timeout_ms, hang);
+		const char *b = (const char *)&rr;
+		size_t done = 0;
+		while (done < sizeof rr) {
+			ssize_t n = write(p[1], b + done, sizeof rr - done);
+			if (n < 0 && errno == EINTR) continue;
+			if (n <= 0) break;
+			done += (size_t)n;
+		}
+		_exit(0);
+	}
+	int e = errno;
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	close(p[1]);
+	if (pid < 0) {
+		close(p[0]);
+		for (int i = 0; i < nall; i++) *all[i] = vp_fail(e, VP_STEP_FORK);
+		return;
+	}
+	/* Its own deadline covers vp_run's; allow a little more for the trip. */
+	int64_t deadline = vp_now_ms() + timeout_ms + 500;
+	struct vp_report got;
+	size_t done = 0;
+	while (done < sizeof got) {
+		if (vp_wait_readable(p[0], deadline) != 0) break;
+		ssize_t n = read(p[0], (char *)&got + done, sizeof got - done);
+		if (n < 0 && errno == EINTR) continue;
+		if (n <= 0) break;
+		done += (size_t)n;
+	}
+	close(p[0]);
+	kill(pid, SIGKILL); /* gone already, normally */
+	/* By pid; ECHILD if the caller's reaper was first, which is fine. */
+	while (waitpid(pid, NULL, 0) < 0 && errno == EINTR) {
+	}
+	if (done == sizeof got) {
+		*r = got;
+		return;
+	}
+	for (int i = 0; i < nall; i++) *all[i] = vp_fail(VP_TIMEOUT, VP_STEP_FORK);
+}

@@ -23,12 +23,23 @@ const timeout = time.Second
 // milliseconds, at most about timeout.
 func Run() Report { return run(timeout, 0) }
 
+// RunIsolated is Run from a child process of its own: the probe's children
+// are not this process's, so it can run while this process reaps any child
+// of its own (Vigil's supervisor does), which could otherwise take them.
+func RunIsolated() Report { return runWith(timeout, 0, true) }
+
 // run is Run with a timeout and, for tests, children that hang instead of
 // probing (C.VP_HANG_*).
-func run(timeout time.Duration, hang int) Report {
+func run(timeout time.Duration, hang int) Report { return runWith(timeout, hang, false) }
+
+func runWith(timeout time.Duration, hang int, isolated bool) Report {
 	start := time.Now()
 	var c C.struct_vp_report
-	C.vp_run(&c, C.int(timeout.Milliseconds()), C.int(hang))
+	if isolated {
+		C.vp_run_isolated(&c, C.int(timeout.Milliseconds()), C.int(hang))
+	} else {
+		C.vp_run(&c, C.int(timeout.Milliseconds()), C.int(hang))
+	}
 	r := Report{
 		SeccompFilter:    check(c.seccomp_filter, timeout),
 		SeccompListener:  check(c.seccomp_listener, timeout),

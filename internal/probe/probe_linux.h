@@ -57,6 +57,7 @@ struct vp_report {
 #define VP_HANG_TRACEME 4
 
 void vp_run(struct vp_report *r, int timeout_ms, int hang);
+void vp_run_isolated(struct vp_report *r, int timeout_ms, int hang);
 const char *vp_step_name(int step);
 
 #endif

@@ -17,3 +17,6 @@ func Run() Report {
 		ProcessVMReadv: no, Landlock: no, IOUring: no,
 	}
 }
+
+// RunIsolated is Run.
+func RunIsolated() Report { return Run() }

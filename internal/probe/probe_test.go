@@ -12,6 +12,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // Helper mode: print Run's report as JSON (the tests run it under an outer
@@ -253,4 +255,38 @@ func BenchmarkRun(b *testing.B) {
 			b.Fatal(r.Lines())
 		}
 	}
+}
+
+// TestRunIsolated: the probe from a child of its own reports what Run
+// does, and leaves no child of this process behind, even while another
+// goroutine reaps every child of this process as Vigil's supervisor does.
+func TestRunIsolated(t *testing.T) {
+	stop := make(chan struct{})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			var ws unix.WaitStatus
+			unix.Wait4(-1, &ws, unix.WALL|unix.WNOHANG, nil)
+			time.Sleep(50 * time.Microsecond)
+		}
+	}()
+	for range 5 {
+		r := RunIsolated()
+		if r.Backend() != BackendNotify {
+			t.Fatalf("isolated probe under a concurrent reaper: %s\n%s", r.Backend(), strings.Join(r.Lines(), "\n"))
+		}
+		for _, c := range r.checks() {
+			if !c.check.OK {
+				t.Errorf("%s: %s", c.name, c.check.Error)
+			}
+		}
+	}
+	close(stop)
+	<-done
 }
