@@ -38,6 +38,13 @@ type Event struct {
 	Mode     string `json:"mode"`
 	Function string `json:"function,omitempty"`
 	Detail   string `json:"detail,omitempty"`
+
+	// sealed: Seal recorded the time, the invocation and the count at the
+	// decision, which Log then uses (it may run after the caller was
+	// answered, and the invocation may be over by then).
+	sealed    bool
+	at        time.Time
+	requestID string
 }
 
 // object names what the event is about, for the message.
@@ -137,12 +144,33 @@ func (a *Auditor) SetFunction(name string) { a.function.Store(&name) }
 
 func timestamp(t time.Time) string { return t.UTC().Format("2006-01-02T15:04:05.000Z") }
 
+// Seal ties e to the moment of its decision: its time, the invocation
+// then current (requestId) and, for a denial, its count in the denial
+// counter. The supervisor seals an event before it answers the call: the
+// function may finish its invocation before the line is written. Log
+// seals what is not sealed yet.
+func (a *Auditor) Seal(e *Event) {
+	if a == nil || e == nil || e.sealed {
+		return
+	}
+	e.sealed, e.at = true, a.now()
+	if p := a.requestID.Load(); p != nil {
+		e.requestID = *p
+	}
+	if e.Decision == DecisionDeny || e.Decision == DecisionKill {
+		if c := a.counter.Load(); c != nil {
+			c.Add(e.Op)
+		}
+	}
+}
+
 // Log writes one event.
 func (a *Auditor) Log(e Event) {
 	if a == nil || a.out == nil {
 		return
 	}
-	l := Line{Timestamp: timestamp(a.now())}
+	a.Seal(&e)
+	l := Line{Timestamp: timestamp(e.at), RequestID: e.requestID}
 	switch e.Decision {
 	case DecisionAllow:
 		l.Level, l.Message = "INFO", "vigil allowed "+e.object()
@@ -152,14 +180,6 @@ func (a *Auditor) Log(e Event) {
 		l.Level, l.Message = "ERROR", "vigil killed the process at "+e.object()
 	default:
 		l.Level, l.Message = "WARN", "vigil denied "+e.object()
-	}
-	if e.Decision == DecisionDeny || e.Decision == DecisionKill {
-		if c := a.counter.Load(); c != nil {
-			c.Add(e.Op)
-		}
-	}
-	if p := a.requestID.Load(); p != nil {
-		l.RequestID = *p
 	}
 	if p := a.function.Load(); p != nil && e.Function == "" {
 		e.Function = *p

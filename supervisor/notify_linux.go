@@ -492,6 +492,8 @@ func (s *supervisor) handleNew(n *seccompNotif, pc *procCache, key replayKey, e 
 	}
 	if res.Event != nil {
 		s.completeEvent(r, res.Event)
+		// Before the answer: the caller may end its invocation at once.
+		s.audit.Seal(res.Event)
 	}
 	var err error
 	if res.barrier != nil {
