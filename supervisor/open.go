@@ -264,7 +264,9 @@ func handleOpen(r *request) (out Result) {
 	if e != 0 {
 		return Errno(e)
 	}
-	r.open = &c
+	if r.traced {
+		r.open = &c // for the tracer's check at exit; notify keeps c on the stack
+	}
 	// barrier_linux.go: a dynamic loader's open of the program it runs
 	// must yield the file that was allowed.
 	defer r.checkLoaderOpen(c.path, &out)
@@ -446,6 +448,14 @@ func (r *request) lexicalOpen(c openCall, ctx resolve.Context, acc rules.Access,
 	if !r.valid() {
 		return Errno(unix.ENOENT), true, true
 	}
+	// allowed is the event of the allowed open (log_allowed only).
+	allowed := func() *Event {
+		if !r.s.policy.LogAllowed() {
+			return nil
+		}
+		return &Event{Op: "open", Path: p, Flags: openFlagString(c.flags), Pid: r.st.tgid,
+			Rule: d.Rule, Source: d.Source, Decision: DecisionAllow}
+	}
 	traced := r.traced && c.flags&(unix.O_CREAT|unix.O_EXCL|unix.O_TRUNC) == 0
 	if traced {
 		// ptrace backend, no side effects: only the object is needed (for
@@ -468,22 +478,12 @@ func (r *request) lexicalOpen(c openCall, ctx resolve.Context, acc rules.Access,
 		}
 		r.openWant = &openWant{dev: uint64(st.Dev), ino: st.Ino}
 		lexicalOpens.Add(1)
-		var ev *Event
-		if r.s.policy.LogAllowed() {
-			ev = &Event{Op: "open", Path: p, Flags: openFlagString(c.flags), Pid: r.st.tgid,
-				Rule: d.Rule, Source: d.Source, Decision: DecisionAllow}
-		}
-		return Continue().withEvent(ev), true, true
+		return Continue().withEvent(allowed()), true, true
 	}
 	switch err {
 	case nil:
 		lexicalOpens.Add(1)
-		var ev *Event
-		if r.s.policy.LogAllowed() {
-			ev = &Event{Op: "open", Path: p, Flags: openFlagString(c.flags), Pid: r.st.tgid,
-				Rule: d.Rule, Source: d.Source, Decision: DecisionAllow}
-		}
-		return InjectFD(fd, c.flags&unix.O_CLOEXEC != 0).withEvent(ev), true, true
+		return InjectFD(fd, c.flags&unix.O_CLOEXEC != 0).withEvent(allowed()), true, true
 	case unix.ENOENT, unix.ENOTDIR:
 		lexicalOpens.Add(1)
 		return Errno(err.(unix.Errno)), true, true

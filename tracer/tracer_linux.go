@@ -6,10 +6,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"os"
 	"runtime"
-	"strconv"
-	"strings"
 	"time"
 	"unsafe"
 
@@ -552,24 +549,8 @@ func (t *Tracer) injectClose(tid int, fd int) error {
 	if err := unix.PtraceSetRegs(tid, &saved); err != nil {
 		return err
 	}
-	tgid := tgidOf(tid)
 	for _, s := range held {
-		_ = unix.Tgkill(tgid, tid, s)
+		_, _, _ = unix.RawSyscall(unix.SYS_TKILL, uintptr(tid), uintptr(s), 0) // to that thread again
 	}
 	return nil
-}
-
-func tgidOf(tid int) int {
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(tid) + "/status")
-	if err != nil {
-		return tid
-	}
-	for _, ln := range strings.Split(string(b), "\n") {
-		if v, ok := strings.CutPrefix(ln, "Tgid:"); ok {
-			if n, err := strconv.Atoi(strings.TrimSpace(v)); err == nil {
-				return n
-			}
-		}
-	}
-	return tid
 }
