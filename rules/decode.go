@@ -55,6 +55,7 @@ type rawFile struct {
 	logAllowed        bool
 	metrics           bool   // metrics: EMF denial counts per invocation
 	backend           string // backend: "" (auto) or one of Backends
+	dnsMinTTL         int    // network.dns_min_ttl in seconds; -1: not set
 	allowWritableExec bool
 	runtimeCommand    []string // [runtime] command
 	lists             [nKinds][]rawEntry
@@ -71,6 +72,7 @@ const (
 	leafList
 	leafCommand // [runtime] command: an array of non-empty strings
 	leafBackend // backend: one of Backends
+	leafSeconds // network.dns_min_ttl: a whole number of seconds
 )
 
 type schemaNode struct {
@@ -109,8 +111,9 @@ var schemaRoot = func() *schemaNode {
 			"process": {hint: "process takes exec and allow_writable_exec", kids: map[string]*schemaNode{
 				"exec": list(kExec), "allow_writable_exec": {leaf: leafBool}}},
 			"filesystem": fs(),
-			"network":    nw(),
-			"functions":  {hint: `functions holds [functions."NAME"] tables`, anyKid: section},
+			"network": {hint: "network takes connect, listen and dns_min_ttl", kids: map[string]*schemaNode{
+				"connect": list(kConnect), "listen": list(kListen), "dns_min_ttl": {leaf: leafSeconds}}},
+			"functions": {hint: `functions holds [functions."NAME"] tables`, anyKid: section},
 			"runtime": {hint: "runtime takes command", kids: map[string]*schemaNode{
 				"command": {leaf: leafCommand}}},
 		}}
@@ -240,7 +243,7 @@ func decode(file string, data []byte) (*rawFile, Errors) {
 		file:     file,
 		pos:      scanPositions(string(data)),
 		reported: map[string]bool{},
-		raw:      &rawFile{baseline: true},
+		raw:      &rawFile{baseline: true, dnsMinTTL: -1},
 		sections: map[string]*rawSection{},
 	}
 	for _, k := range md.Keys() {
@@ -375,6 +378,17 @@ func (d *decoder) leafValue(m map[string]any, k []string, n *schemaNode) {
 			return
 		}
 		d.raw.backend = b
+	case leafSeconds:
+		n, ok := v.(int64)
+		if !ok {
+			d.errorf(line, key, "must be a whole number of seconds, like 60, not %s", typeName(v))
+			return
+		}
+		if n < 0 || n > MaxDNSMinTTL {
+			d.errorf(line, key, "is %d; it takes 0 to %d seconds (the floor under the TTL of a learned DNS answer)", n, MaxDNSMinTTL)
+			return
+		}
+		d.raw.dnsMinTTL = int(n)
 	case leafCommand:
 		arr, ok := v.([]any)
 		if !ok || len(arr) == 0 {

@@ -21,7 +21,7 @@ func TestParseErrors(t *testing.T) {
 		{"unknown fs", "[filesystem]\nreed = [\"/a\"]\n", `rules.toml:2: filesystem.reed: unknown key; filesystem takes read, write and deny`},
 		{"unknown fs dotted", "filesystem.exec = [\"/a\"]\n", `rules.toml:1: filesystem.exec: unknown key; filesystem takes read, write and deny`},
 		{"unknown process", "[process]\nexecs = []\n", `rules.toml:2: process.execs: unknown key; process takes exec and allow_writable_exec`},
-		{"unknown network", "[network]\nbind = []\n", `rules.toml:2: network.bind: unknown key; network takes connect and listen`},
+		{"unknown network", "[network]\nbind = []\n", `rules.toml:2: network.bind: unknown key; network takes connect, listen and dns_min_ttl`},
 		{"unknown table", "[files]\nread = []\n", `rules.toml:1: files: unknown key; the top level takes`},
 		{"unknown in section", "[functions.\"a\"]\nmode = \"audit\"\n", `rules.toml:2: functions.a.mode: unknown key; a function section takes process.exec, filesystem.read, filesystem.write, filesystem.deny, network.connect and network.listen`},
 		{"allow_writable_exec in section", "[functions.\"a\".process]\nallow_writable_exec = true\n", `rules.toml:2: functions.a.process.allow_writable_exec: unknown key; process in a function section takes exec only`},

@@ -22,6 +22,7 @@ type compiled struct {
 	logAllowed        bool
 	metrics           bool // metrics = true: EMF denial counts
 	backend           string
+	dnsMinTTL         int // seconds
 	allowWritableExec bool
 	runtimeCommand    []string // [runtime] command
 	entries           []*entry // the effective rules; an entry's id is its index
@@ -118,10 +119,14 @@ func Parse(filename string, data []byte, opt Options) (*Policy, error) {
 		logAllowed:        raw.logAllowed,
 		metrics:           raw.metrics,
 		backend:           raw.backend,
+		dnsMinTTL:         raw.dnsMinTTL,
 		allowWritableExec: raw.allowWritableExec,
 		runtimeCommand:    raw.runtimeCommand,
 		entries:           b.active,
 		warnings:          b.warnings,
+	}
+	if c.dnsMinTTL < 0 {
+		c.dnsMinTTL = DefaultDNSMinTTL
 	}
 	c.index()
 	return &Policy{mode: raw.mode, c: c}, nil
@@ -542,6 +547,78 @@ func (p *Policy) DomainsFor(host string) []DomainRule {
 		out[i] = DomainRule{Pattern: e.net.domain, Port: int(e.net.port), Source: e.source}
 	}
 	return out
+}
+
+// DNS answers: how long a learned address stays an answer.
+const (
+	// DefaultDNSMinTTL is network.dns_min_ttl when the file does not set
+	// it: an answer teaches its addresses for at least this many seconds,
+	// whatever its own TTL (Cilium's toFQDNs floor).
+	DefaultDNSMinTTL = 60
+	// MaxDNSMinTTL is the largest network.dns_min_ttl accepted (a day).
+	MaxDNSMinTTL = 86400
+)
+
+// DNSMinTTL is network.dns_min_ttl in seconds.
+func (p *Policy) DNSMinTTL() int {
+	if p == nil || p.c == nil {
+		return DefaultDNSMinTTL
+	}
+	return p.c.dnsMinTTL
+}
+
+// HasDomains reports whether any network.connect entry is a domain.
+func (p *Policy) HasDomains() bool {
+	return p != nil && p.c != nil && len(p.c.domains.exact)+len(p.c.domains.wild) > 0
+}
+
+var (
+	noDomainDec = Decision{Rule: "no network.connect domain pattern matches the name"}
+	badNameDec  = Decision{Rule: "not a valid domain name"}
+)
+
+// Resolve: may the function look this name up (a DNS query to its
+// nameservers)? Yes when a domain rule matches it, whatever the rule's
+// port: the name's answers are what connect rules with that port are then
+// judged by. host is matched as in DomainsFor.
+func (p *Policy) Resolve(host string) Decision {
+	if p == nil || p.c == nil {
+		return noPolicy
+	}
+	h, ok := normHost(host)
+	if !ok {
+		return badNameDec
+	}
+	var buf [8]int32
+	ids := p.c.domains.lookup(h, buf[:0])
+	if len(ids) == 0 {
+		return noDomainDec
+	}
+	return p.c.entries[slices.Min(ids)].allow
+}
+
+// ConnectName: may a socket connect or send to port of an address that
+// DNS gave as an answer for host? The first domain rule (in file order)
+// that matches host and port decides; ok is false when none does.
+func (p *Policy) ConnectName(host string, port uint16) (d Decision, ok bool) {
+	if p == nil || p.c == nil {
+		return noPolicy, false
+	}
+	h, valid := normHost(host)
+	if !valid {
+		return badNameDec, false
+	}
+	var buf [8]int32
+	best := int32(-1)
+	for _, id := range p.c.domains.lookup(h, buf[:0]) {
+		if r := p.c.entries[id].net.port; (r == 0 || r == port) && (best < 0 || id < best) {
+			best = id
+		}
+	}
+	if best < 0 {
+		return noConnDec, false
+	}
+	return p.c.entries[best].allow, true
 }
 
 // ConnectAbstract: may a socket connect or send to this AF_UNIX abstract

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"errors"
 	"io"
+	"strconv"
 	"strings"
 )
 
@@ -70,6 +71,7 @@ func (p *Policy) WriteTOML(w io.Writer) error {
 	}
 	section("filesystem", kRead, kWrite, kDeny)
 	section("network", kConnect, kListen)
+	pr("dns_min_ttl = ", strconv.Itoa(c.dnsMinTTL), "\n")
 	if len(c.runtimeCommand) > 0 {
 		q := make([]string, len(c.runtimeCommand))
 		for i, a := range c.runtimeCommand {

@@ -30,6 +30,9 @@ type Event struct {
 	Target   string `json:"target,omitempty"` // second path (rename, link): the one not in Path
 	Flags    string `json:"flags,omitempty"`
 	Address  string `json:"address,omitempty"`
+	// Domain is the DNS name the decision is about: the name a query asked
+	// (op "dns"), or the name whose answer gave a connect's address.
+	Domain   string `json:"domain,omitempty"`
 	Family   string `json:"family,omitempty"`
 	Pid      int    `json:"pid"`
 	Exe      string `json:"exe,omitempty"`
@@ -50,6 +53,8 @@ type Event struct {
 // object names what the event is about, for the message.
 func (e *Event) object() string {
 	switch {
+	case e.Op == "dns" && e.Domain != "":
+		return "dns query for " + e.Domain
 	case e.Address != "":
 		return e.Op + " to " + e.Address
 	case e.Path != "":

@@ -73,6 +73,10 @@ func (r *request) vetAddress(op string, b []byte) (t target, ev *Event, res *Res
 	case unix.AF_INET, unix.AF_INET6:
 		ev.Address = sa.addr.String()
 		d = r.s.policy.Connect(sa.addr)
+		if !d.Allow && r.s.dns != nil {
+			// Not an address rule's: perhaps a DNS answer's (dns_linux.go).
+			d, ev.Domain = decideLearned(r.s.dns.cache, r.s.dns.pol, sa.addr, d)
+		}
 	case unix.AF_UNSPEC:
 		ev.Address = "unspec"
 		if op != "connect" {
@@ -199,6 +203,18 @@ func handleConnect(r *request) Result {
 	buf := make([]byte, addrLen)
 	if e := r.readMem(addrPtr, buf); e != 0 {
 		return Errno(e)
+	}
+	if d := r.s.dns; d != nil {
+		// A nameserver's port 53: DNS, judged query by query.
+		if sa, e := decodeSockaddr(buf); e == 0 && (sa.family == unix.AF_INET || sa.family == unix.AF_INET6) && d.isNameserver(sa.addr) {
+			if res, ok := d.connect(r, fd, sa.addr); ok {
+				return res
+			}
+		} else if e == 0 && (sa.family == unix.AF_INET || sa.family == unix.AF_INET6) {
+			if res, ok := d.probe(r, fd, sa.addr); ok {
+				return res
+			}
+		}
 	}
 	t, ev, res := r.vetAddress("connect", buf)
 	if res != nil {

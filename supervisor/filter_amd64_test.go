@@ -73,8 +73,16 @@ func TestFilterProgram(t *testing.T) {
 			t.Errorf("syscall %d notifies but has no handler", nr)
 		}
 	}
-	if got := run(unix.SYS_SENDTO, auditArchX86_64, 3, 0x1000, 10, 0, 0, 0); got != retAllow {
-		t.Errorf("sendto without an address: action %#x, want ALLOW", got)
+	if got := run(unix.SYS_SENDTO, auditArchX86_64, 3, 0x1000, maxDNSQuery+1, 0, 0, 0); got != retAllow {
+		t.Errorf("sendto of %d bytes without an address: action %#x, want ALLOW", maxDNSQuery+1, got)
+	}
+	if got := run(unix.SYS_SENDTO, auditArchX86_64, 3, 0x1000, 1<<32|10, 0, 0, 0); got != retAllow {
+		t.Errorf("sendto of 4 GiB + 10 bytes without an address: action %#x, want ALLOW", got)
+	}
+	for _, n := range []uint64{0, 38, maxDNSQuery} {
+		if got := run(unix.SYS_SENDTO, auditArchX86_64, 3, 0x1000, n, 0, 0, 0); got&retAction != retUserNotif {
+			t.Errorf("sendto of %d bytes without an address (a DNS query's size): action %#x, want USER_NOTIF", n, got)
+		}
 	}
 	if got := run(unix.SYS_SENDTO, auditArchX86_64, 3, 0x1000, 10, 0, 1<<40, 16); got&retAction != retUserNotif {
 		t.Errorf("sendto with an address above 4 GiB: action %#x, want USER_NOTIF", got)

@@ -28,12 +28,14 @@ type filterTarget struct {
 type cond struct {
 	arg        uint
 	mask, want uint64
-	ne         bool // arg != want (unmasked 64-bit); otherwise (arg & mask) == want
+	ne         bool // arg != want (unmasked 64-bit)
+	le         bool // arg <= want (unsigned 64-bit); otherwise (arg & mask) == want
 }
 
 func eq32(arg uint, v uint32) cond     { return cond{arg: arg, mask: 0xffffffff, want: uint64(v)} }
 func bitSet(arg uint, bit uint64) cond { return cond{arg: arg, mask: bit, want: bit} }
 func nonNull(arg uint) cond            { return cond{arg: arg, ne: true} }
+func atMost(arg uint, v uint64) cond   { return cond{arg: arg, le: true, want: v} }
 
 // sideDoor is a call, or a form of one, that the kernel refuses outright.
 type sideDoor struct {
@@ -125,10 +127,14 @@ func sideDoors(t filterTarget) []sideDoor {
 }
 
 // notifyConds narrows notification for calls that need the supervisor only
-// in some forms: sendto without an address reaches only the peer a
-// connect already vetted.
-var notifyConds = map[int32][]cond{
-	unix.SYS_SENDTO: {nonNull(4)},
+// in some forms (any one of the alternatives, each a list of conditions
+// that must all hold): sendto without an address reaches only the peer a
+// connect already vetted, except on the sockets the supervisor keeps for
+// DNS (dns.go), which are not connected: those small sends (a DNS query,
+// as glibc's send() and c-ares send them) must be seen. Larger sends
+// without an address never are.
+var notifyConds = map[int32][][]cond{
+	unix.SYS_SENDTO: {{nonNull(4)}, {atMost(2, maxDNSQuery)}},
 }
 
 // notifiedSyscalls are the calls answered by the supervisor: the handler
@@ -146,6 +152,9 @@ func notifiedSyscalls() []int32 {
 func (c cond) scmp() (seccomp.ScmpCondition, error) {
 	if c.ne {
 		return seccomp.MakeCondition(c.arg, seccomp.CompareNotEqual, c.want)
+	}
+	if c.le {
+		return seccomp.MakeCondition(c.arg, seccomp.CompareLessOrEqual, c.want)
 	}
 	return seccomp.MakeCondition(c.arg, seccomp.CompareMaskedEqual, c.mask, c.want)
 }
@@ -197,8 +206,14 @@ func buildFilter(t filterTarget) ([]byte, error) {
 		vetted = seccomp.ActTrace.SetReturnCode(0)
 	}
 	for _, nr := range notifiedSyscalls() {
-		if err := addRule(f, nr, vetted, notifyConds[nr]); err != nil {
-			return nil, fmt.Errorf("libseccomp: notify rule for syscall %d: %w", nr, err)
+		alts := notifyConds[nr]
+		if alts == nil {
+			alts = [][]cond{nil}
+		}
+		for _, conds := range alts {
+			if err := addRule(f, nr, vetted, conds); err != nil {
+				return nil, fmt.Errorf("libseccomp: notify rule for syscall %d: %w", nr, err)
+			}
 		}
 	}
 	for _, d := range sideDoors(t) {

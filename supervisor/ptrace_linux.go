@@ -308,20 +308,27 @@ func (d *ptraceDecider) checkedOpen(r *request, c *tracer.Call) tracer.Verdict {
 // openedAccMode is the access mode fd of tid was opened with (fdinfo), -1
 // if unknown.
 func openedAccMode(tid, fd int) int {
+	f, ok := fdinfoFlags(tid, fd)
+	if !ok {
+		return -1
+	}
+	return int(f & unix.O_ACCMODE)
+}
+
+// fdinfoFlags is the "flags:" line of /proc/<tid>/fdinfo/<fd>: the file's
+// status flags and, per fd, O_CLOEXEC.
+func fdinfoFlags(tid, fd int) (uint64, bool) {
 	b, err := os.ReadFile("/proc/" + strconv.Itoa(tid) + "/fdinfo/" + strconv.Itoa(fd))
 	if err != nil {
-		return -1
+		return 0, false
 	}
 	for _, ln := range strings.Split(string(b), "\n") {
 		if v, ok := strings.CutPrefix(ln, "flags:"); ok {
 			f, err := strconv.ParseUint(strings.TrimSpace(v), 8, 64)
-			if err != nil {
-				return -1
-			}
-			return int(f & unix.O_ACCMODE)
+			return f, err == nil
 		}
 	}
-	return -1
+	return 0, false
 }
 
 // openMismatch: the caller's open yielded another object than the one

@@ -49,6 +49,9 @@ type supervisor struct {
 	tracing map[int]int // tgid -> barriers in progress
 	exited  map[int]int // pid -> exit status, reaped by a barrier
 	wake    chan struct{}
+	// dns judges DNS queries and remembers their answers (dns_linux.go);
+	// nil for a policy without domain rules support (tests' fakes).
+	dns *dnsState
 }
 
 var runMu sync.Mutex
@@ -91,6 +94,9 @@ func Run(cfg Config) (int, error) {
 		pgrp:    unix.Getpgrp(),
 	}
 	s.table = handlerTable()
+	if dp, ok := cfg.Policy.(domainPolicy); ok {
+		s.dns = newDNS(s, dp, "/etc/resolv.conf")
+	}
 	creds, err := ownCreds()
 	if err != nil {
 		return 2, &StartError{Stage: "credentials", Err: err}

@@ -4,6 +4,7 @@ package supervisor
 
 import (
 	"encoding/binary"
+	"net/netip"
 	"runtime"
 	"unsafe"
 
@@ -320,6 +321,12 @@ func handleSendto(r *request) Result {
 		return Errno(e)
 	}
 	m.data = data
+	if n, ev, res, ok := r.dnsSend(s, []outMsg{m}); ok {
+		if res != nil {
+			return *res
+		}
+		return Value(int64(n)).withEvent(ev)
+	}
 	nr := uintptr(unix.SYS_SENDTO)
 	if s.domain == unix.AF_UNIX {
 		// As sendmsg, so that the caller's credentials are attached (see
@@ -393,6 +400,12 @@ func handleSendmsg(r *request) Result {
 	if e != 0 {
 		return Errno(e)
 	}
+	if n, ev, res, ok := r.dnsSend(s, []outMsg{m}); ok {
+		if res != nil {
+			return *res
+		}
+		return Value(int64(n)).withEvent(ev)
+	}
 	n, ev, res := r.sendOne(s, m, unix.SYS_SENDMSG, "send")
 	if res != nil {
 		return *res
@@ -412,6 +425,12 @@ func handleSendmmsg(r *request) Result {
 	vec, vlen, flags := r.arg(1), uint32(r.arg(2)), r.argInt(3)
 	if vlen > uioMaxIov {
 		vlen = uioMaxIov
+	}
+	if n, ev, res, ok := r.dnsSendmmsg(s, vec, vlen, flags); ok {
+		if res != nil {
+			return *res
+		}
+		return Value(int64(n)).withEvent(ev)
 	}
 	var first *Event // returned with the answer; later ones logged at once
 	for i := uint32(0); i < vlen; i++ {
@@ -452,6 +471,72 @@ func handleSendmmsg(r *request) Result {
 		}
 	}
 	return Value(int64(vlen)).withEvent(first)
+}
+
+// dnsSend hands messages bound for a nameserver to dns_linux.go; ok is
+// false for every other send.
+func (r *request) dnsSend(s sockInfo, msgs []outMsg) (int, *Event, *Result, bool) {
+	d := r.s.dns
+	if d == nil {
+		return 0, nil, nil, false
+	}
+	ds, ns, ok := d.sendTarget(s, msgs[0])
+	if !ok {
+		return 0, nil, nil, false
+	}
+	n, ev, res := d.send(r, s, ds, ns, msgs)
+	if res == nil && n == 1 {
+		n = len(msgs[0].data) // a datagram is sent whole
+	}
+	return n, ev, res, true
+}
+
+// dnsSendmmsg: a batch of DNS queries (glibc sends A and AAAA in one
+// sendmmsg) is sent as one exchange, the answers awaited together. The
+// batch is the leading messages that go to the same nameserver.
+func (r *request) dnsSendmmsg(s sockInfo, vec uint64, vlen uint32, flags int) (int, *Event, *Result, bool) {
+	d := r.s.dns
+	if d == nil || vlen == 0 {
+		return 0, nil, nil, false
+	}
+	var msgs []outMsg
+	var ds *dnsSock
+	var ns netip.AddrPort
+	for i := uint32(0); i < min(vlen, 8); i++ {
+		m, e := r.readMsg(s, vec+uint64(i)*sizeofMmsghdr, flags)
+		if e != 0 {
+			if i == 0 {
+				x := Errno(e)
+				return 0, nil, &x, true
+			}
+			break
+		}
+		mds, mns, ok := d.sendTarget(s, m)
+		if !ok || (i > 0 && mns != ns) {
+			if i == 0 {
+				return 0, nil, nil, false
+			}
+			break
+		}
+		ds, ns = mds, mns
+		msgs = append(msgs, m)
+	}
+	n, ev, res := d.send(r, s, ds, ns, msgs)
+	if res != nil {
+		return 0, nil, res, true
+	}
+	for i := 0; i < n; i++ {
+		var lb [4]byte
+		binary.NativeEndian.PutUint32(lb[:], uint32(len(msgs[i].data)))
+		if e := r.writeMem(vec+uint64(i)*sizeofMmsghdr+sizeofMsghdr, lb[:]); e != 0 {
+			if i == 0 {
+				x := Errno(e).withEvent(ev)
+				return 0, nil, &x, true
+			}
+			return i, ev, nil, true
+		}
+	}
+	return n, ev, nil, true
 }
 
 // logNow writes an audit event before the answer (sendmmsg's extra ones).
