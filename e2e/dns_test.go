@@ -12,13 +12,12 @@ package e2e
 //     reaches the server, and an audit line (op "dns", domain NAME) says so;
 //   - an allowed name (exact or *.wild.test) resolves and connects;
 //   - an address no name resolved to is denied (EACCES) with an audit line;
-//   - an answer truncated over UDP is fetched over TCP (notify backend);
+//   - an answer truncated over UDP is fetched over TCP;
 //   - a learned address expires with its TTL (floored at dns_min_ttl);
 //   - log_allowed logs an allowed connect with its domain and address.
 //
-// Under VIGIL_TEST_BACKEND=ptrace-seccomp and ptrace-alone only glibc's
-// resolver over UDP works: Go's resolver and DNS over TCP fail closed
-// (resolution fails, nothing reaches the server for it, nothing connects).
+// Every case holds alike under each backend (make test runs e2e again with
+// VIGIL_TEST_BACKEND=ptrace-seccomp and ptrace-alone).
 
 import (
 	"encoding/json"
@@ -187,29 +186,6 @@ func tomlList(v []string) string {
 	return "[" + strings.Join(q, ", ") + "]"
 }
 
-// ---- the backend ----
-
-var probedBackend = sync.OnceValue(func() string {
-	out, _ := exec.Command(bootstrapBin, "--probe").Output()
-	for _, ln := range strings.Split(string(out), "\n") {
-		var p struct{ Backend string }
-		if json.Unmarshal([]byte(ln), &p) == nil && p.Backend != "" {
-			return p.Backend
-		}
-	}
-	return "notify"
-})
-
-// ptraceBackend reports whether the Vigil runs use a ptrace backend:
-// VIGIL_TEST_BACKEND names it, or auto picks it on this kernel.
-func ptraceBackend() bool {
-	b := os.Getenv("VIGIL_TEST_BACKEND")
-	if b == "" || b == "auto" {
-		b = probedBackend()
-	}
-	return strings.HasPrefix(b, "ptrace")
-}
-
 // ---- the cases ----
 
 // dnsCtx is one case run for one language, natively or under Vigil.
@@ -232,25 +208,15 @@ type dnsCase struct {
 var dnsCases = []dnsCase{
 	{name: "allowed_exact", check: func(c *dnsCtx) {
 		r := c.run(policyOpts{}, "connect", c.n.api)
-		if c.failsClosed() {
-			c.expectFailClosed(r, c.n.api)
-			return
-		}
 		c.expectConnected(r, c.n.api, apiAddr)
 		c.expectNoDenials(r, nil)
 	}},
 	{name: "allowed_wildcard", check: func(c *dnsCtx) {
 		r := c.run(policyOpts{}, "connect", c.n.wild, c.n.deep)
 		for _, name := range []string{c.n.wild, c.n.deep} {
-			if c.failsClosed() {
-				c.expectFailClosed(r, name)
-			} else {
-				c.expectConnected(r, name, wildAddr)
-			}
+			c.expectConnected(r, name, wildAddr)
 		}
-		if !c.failsClosed() {
-			c.expectNoDenials(r, nil)
-		}
+		c.expectNoDenials(r, nil)
 	}},
 	{name: "blocked", check: func(c *dnsCtx) {
 		r := c.run(policyOpts{}, "connect", c.n.blocked)
@@ -271,45 +237,23 @@ var dnsCases = []dnsCase{
 	}},
 	{name: "many_over_tcp", full: true, check: func(c *dnsCtx) {
 		r := c.run(policyOpts{}, "connect", c.n.many)
-		if c.native || !ptraceBackend() {
-			a := c.attempt(r, c.n.many)
-			if l := a.local(); !a.ok() || !manyPrefix.Contains(l) || l.As4()[3] < 1 || l.As4()[3] > manyCount {
-				c.Fatalf("connect %s: want one of its %d addresses, got %v\nstderr: %s", c.n.many, manyCount, a, r.stderr)
-			}
-			if !c.sawQuery(c.n.many, "tcp") {
-				c.Fatalf("%s: the server saw no query over TCP (its UDP answer is truncated): %v", c.n.many, c.env.queriesFor(c.n.many))
-			}
-			if !c.native {
-				// Go sorts several answers by RFC 6724, connecting a UDP
-				// socket to each at port 53 (sending nothing) to learn
-				// its source address; no rule allows port 53 there, and
-				// Go ignores the failures.
-				c.expectNoDenials(r, func(a dnsAudit) bool {
-					ap, err := netip.ParseAddrPort(a.Vigil.Address)
-					return c.lang.goResolver && a.Vigil.Op == "connect" && err == nil && ap.Port() == 53 && manyPrefix.Contains(ap.Addr().Unmap())
-				})
-			}
-			return
+		a := c.attempt(r, c.n.many)
+		if l := a.local(); !a.ok() || !manyPrefix.Contains(l) || l.As4()[3] < 1 || l.As4()[3] > manyCount {
+			c.Fatalf("connect %s: want one of its %d addresses, got %v\nstderr: %s", c.n.many, manyCount, a, r.stderr)
 		}
-		// ptrace backends: DNS over TCP fails closed (the UDP query may
-		// pass; its answer is truncated).
-		if c.lang.goResolver {
-			c.expectFailClosed(r, c.n.many)
-			return
+		if !c.sawQuery(c.n.many, "tcp") {
+			c.Fatalf("%s: the server saw no query over TCP (its UDP answer is truncated): %v", c.n.many, c.env.queriesFor(c.n.many))
 		}
-		if a := c.attempt(r, c.n.many); !a.resolveFailed() {
-			c.Fatalf("connect %s under %s: DNS over TCP must fail closed, got %v", c.n.many, os.Getenv("VIGIL_TEST_BACKEND"), a)
-		}
-		if c.sawQuery(c.n.many, "tcp") {
-			c.Fatalf("%s: a query over TCP reached the server under a ptrace backend: %v", c.n.many, c.env.queriesFor(c.n.many))
+		if !c.native {
+			// Go sorts several answers by RFC 6724, connecting a UDP
+			// socket to each at port 53 (sending nothing) to learn its
+			// source address: Vigil lets those connects through with the
+			// socket shut for sending, so they are no denials.
+			c.expectNoDenials(r, nil)
 		}
 	}},
 	{name: "short_ttl_expires", full: true, check: func(c *dnsCtx) {
 		r := c.run(policyOpts{minTTL: 1}, "resolve-then-address", c.n.short, "2.5")
-		if c.failsClosed() {
-			c.expectFailClosed(r, c.n.short)
-			return
-		}
 		if a := c.attempt(r, c.n.short); a.step != "resolve" || a.addr() != shortAddr {
 			c.Fatalf("resolve %s: want %v, got %v\nstderr: %s", c.n.short, shortAddr, a, r.stderr)
 		}
@@ -336,10 +280,6 @@ var dnsCases = []dnsCase{
 	}},
 	{name: "log_allowed", full: true, vigilOnly: true, check: func(c *dnsCtx) {
 		r := c.run(policyOpts{logAllowed: true}, "connect", c.n.api)
-		if c.failsClosed() {
-			c.expectFailClosed(r, c.n.api)
-			return
-		}
 		c.expectConnected(r, c.n.api, apiAddr)
 		c.expectAudit(r, "allow", "connect", netip.AddrPortFrom(apiAddr, uint16(c.env.port)), c.n.api)
 	}},
@@ -371,10 +311,6 @@ func testDNS(t *testing.T, lang dnsLang) {
 		})
 	}
 }
-
-// failsClosed: under a ptrace backend Go's resolver cannot be vetted, so it
-// must not resolve at all.
-func (c *dnsCtx) failsClosed() bool { return !c.native && c.lang.goResolver && ptraceBackend() }
 
 // run runs the fixture in MODE with the listener's port and args, under a
 // policy built with o unless the case runs natively; the fixture must run to
@@ -426,10 +362,6 @@ func (c *dnsCtx) expectRefusedName(r dnsRun, name string) {
 	c.Helper()
 	if c.native {
 		c.expectConnected(r, name, blockedAddr)
-		return
-	}
-	if c.failsClosed() {
-		c.expectFailClosed(r, name)
 		return
 	}
 	a := c.attempt(r, name)
