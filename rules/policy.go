@@ -523,6 +523,16 @@ func (p *Policy) Listen(addr netip.AddrPort) Decision {
 	return noListDec
 }
 
+// domainIDs appends the ids of the domain rules that match host (see
+// DomainsFor); valid is false for a name no rule could match.
+func (c *compiled) domainIDs(host string, out []int32) (ids []int32, valid bool) {
+	h, ok := normHost(host)
+	if !ok {
+		return out, false
+	}
+	return c.domains.lookup(h, out), true
+}
+
 // DomainsFor returns the domain rules that could allow host (any port);
 // nil when none could. host is matched case-insensitively, with one
 // trailing dot ignored; "*.example.com" matches "a.example.com" and
@@ -531,12 +541,8 @@ func (p *Policy) DomainsFor(host string) []DomainRule {
 	if p == nil || p.c == nil {
 		return nil
 	}
-	h, ok := normHost(host)
-	if !ok {
-		return nil
-	}
 	var buf [8]int32
-	ids := p.c.domains.lookup(h, buf[:0])
+	ids, _ := p.c.domainIDs(host, buf[:0])
 	if len(ids) == 0 {
 		return nil
 	}
@@ -585,12 +591,11 @@ func (p *Policy) Resolve(host string) Decision {
 	if p == nil || p.c == nil {
 		return noPolicy
 	}
-	h, ok := normHost(host)
-	if !ok {
+	var buf [8]int32
+	ids, valid := p.c.domainIDs(host, buf[:0])
+	if !valid {
 		return badNameDec
 	}
-	var buf [8]int32
-	ids := p.c.domains.lookup(h, buf[:0])
 	if len(ids) == 0 {
 		return noDomainDec
 	}
@@ -604,13 +609,13 @@ func (p *Policy) ConnectName(host string, port uint16) (d Decision, ok bool) {
 	if p == nil || p.c == nil {
 		return noPolicy, false
 	}
-	h, valid := normHost(host)
+	var buf [8]int32
+	ids, valid := p.c.domainIDs(host, buf[:0])
 	if !valid {
 		return badNameDec, false
 	}
-	var buf [8]int32
 	best := int32(-1)
-	for _, id := range p.c.domains.lookup(h, buf[:0]) {
+	for _, id := range ids {
 		if r := p.c.entries[id].net.port; (r == 0 || r == port) && (best < 0 || id < best) {
 			best = id
 		}

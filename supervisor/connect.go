@@ -205,13 +205,14 @@ func handleConnect(r *request) Result {
 		return Errno(e)
 	}
 	if d := r.s.dns; d != nil {
-		// A nameserver's port 53: DNS, judged query by query.
-		if sa, e := decodeSockaddr(buf); e == 0 && (sa.family == unix.AF_INET || sa.family == unix.AF_INET6) && d.isNameserver(sa.addr) {
-			if res, ok := d.connect(r, fd, sa.addr); ok {
-				return res
+		// A nameserver's port 53 (DNS, judged query by query), or a
+		// resolver's address-selection probe (dns_linux.go).
+		if sa, e := decodeSockaddr(buf); e == 0 && (sa.family == unix.AF_INET || sa.family == unix.AF_INET6) {
+			handle := d.probe
+			if d.isNameserver(sa.addr) {
+				handle = d.connect
 			}
-		} else if e == 0 && (sa.family == unix.AF_INET || sa.family == unix.AF_INET6) {
-			if res, ok := d.probe(r, fd, sa.addr); ok {
+			if res, ok := handle(r, fd, sa.addr); ok {
 				return res
 			}
 		}
