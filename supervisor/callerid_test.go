@@ -118,9 +118,14 @@ func TestIdent(t *testing.T) {
 		t.Fatalf("ident %+v, status tgid=%d fsuid=%d fsgid=%d", id, st.tgid, st.fsuid, st.fsgid)
 	}
 	// A thread that is gone: the cached pidfd fails, no stale answer.
+	// Go wedges the main thread (tid == pid) instead of ending it when a
+	// goroutine exits locked to it: pick a goroutine that ran elsewhere.
 	c := make(chan int)
-	go func() { runtime.LockOSThread(); c <- unix.Gettid() }() // exits locked: the thread dies
-	dead := <-c
+	dead := os.Getpid()
+	for dead == os.Getpid() {
+		go func() { runtime.LockOSThread(); c <- unix.Gettid() }() // exits locked: the thread dies
+		dead = <-c
+	}
 	// The thread ends once its goroutine has: wait for it (no skip).
 	for i := 0; ; i++ {
 		if _, err := os.Stat("/proc/self/task/" + itoa(dead)); err != nil {
