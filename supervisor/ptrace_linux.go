@@ -62,6 +62,7 @@ func (s *supervisor) runTraced(m spawnMode, sp *spawnSpec, sigs chan os.Signal, 
 	defer closeAll()
 	// Every ptrace stop sends the tracer's process SIGCHLD: the tracer
 	// reaps through wait4 itself, so do not wake a goroutine for each.
+	<-s.sigReady // else Run's Notify could come after this Reset
 	signal.Reset(unix.SIGCHLD)
 	s.openRoot()
 	defer func() {
