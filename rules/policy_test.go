@@ -494,3 +494,46 @@ listen  = ["@mine", "127.0.0.1:8080"]
 		t.Errorf("error = %v", err)
 	}
 }
+
+// TestScanBaseline: the line scanner reads the same baseline entries as
+// the TOML decoder, and gives up (ok false: the decoder is used) on what
+// it does not know.
+func TestScanBaseline(t *testing.T) {
+	got, ok := scanBaseline(BaselineTOML)
+	if !ok {
+		t.Fatal("scanBaseline does not read BaselineTOML: the cold start decodes it as TOML")
+	}
+	raw, errs := decode("baseline", []byte(BaselineTOML))
+	if len(errs) > 0 {
+		t.Fatal(errs)
+	}
+	n := 0
+	for k := listKind(0); k < nKinds; k++ {
+		if len(got[k]) != len(raw.lists[k]) {
+			t.Fatalf("%s: scanned %d entries, decoded %d", listNames[k], len(got[k]), len(raw.lists[k]))
+		}
+		for i, r := range raw.lists[k] {
+			if got[k][i].text != r.text || got[k][i].index != r.index {
+				t.Fatalf("%s[%d]: scanned %q (index %d), decoded %q (index %d)", listNames[k], i, got[k][i].text, got[k][i].index, r.text, r.index)
+			}
+			n++
+		}
+	}
+	if n < 50 {
+		t.Fatalf("only %d baseline entries", n)
+	}
+	for _, src := range []string{
+		"[filesystem]\nread = [\n  \"/a\\\\b\",\n]\n",              // an escape
+		"[filesystem]\nread = [\"/a\", \"/b\"]\n",                  // one-line array
+		"[filesystem]\nread = [\n  \"/a\", # note\n]\n",            // trailing comment
+		"[filesystem]\nread = [\n  \"/a\",\n",                      // unclosed
+		"[network]\nconnect = [\n  \"10.0.0.0/8\",\n]\n",           // another table
+		"read = [\n  \"/a\",\n]\n",                                 // no table
+		"[filesystem]\nread = [\n  '/a',\n]\n",                     // literal string
+		"[filesystem]\nread = [\n  \"/a\",\n]\nmode = \"audit\"\n", // another key
+	} {
+		if _, ok := scanBaseline(src); ok {
+			t.Errorf("scanBaseline took %q", src)
+		}
+	}
+}
