@@ -113,14 +113,7 @@ func (c *rtConn) serveOne() bool {
 			c.p.log.Error("upstream request failed", "method", req.method, "target", req.target, "error", err)
 			return c.unavailable(err, in == bodyNone)
 		}
-		uc.bw.WriteString(req.method)
-		uc.bw.WriteString(" ")
-		uc.bw.WriteString(req.target)
-		uc.bw.WriteString(" HTTP/1.1\r\nHost: ")
-		uc.bw.WriteString(c.p.upstream)
-		uc.bw.WriteString("\r\n")
-		req.writeFields(uc.bw, in)
-		uc.bw.WriteString("\r\n")
+		req.writeRequestHead(uc.bw, c.p.upstream, in)
 		if in != bodyNone {
 			if req.expect != "" {
 				// The proxy answers "Expect: 100-continue" itself, now that
@@ -178,46 +171,36 @@ func (c *rtConn) serveOne() bool {
 		c.c.SetReadDeadline(aLongTimeAgo)
 	}
 
-	// The answer, to the runtime. Invocation tracking happens before the
-	// runtime sees it: once it has its event the invocation is current,
-	// and once its /response or /error returned the invocation is over.
+	// The answer, to the runtime. Invocation tracking happens once the
+	// answer was read whole, before its last bytes leave: once the runtime
+	// has its event the invocation is current, once its /response or
+	// /error returned the invocation is over, and an answer that broke
+	// off tracks nothing.
 	ans := &c.ans
-	if ans.status/100 == 2 {
-		c.p.track(req, ans)
-	}
-	inA := ans.answerBody(req.method)
-	outA := inA
-	keep := !req.close
-	switch {
-	case inA == bodyUntilClose && !req.http10:
-		outA = bodyChunked
-	case inA == bodyChunked && req.http10:
-		outA = bodyUntilClose // an HTTP/1.0 client knows no chunks
-	}
-	if outA == bodyUntilClose {
-		keep = false
-	}
-	c.bw.WriteString("HTTP/1.1 ")
-	c.bw.WriteString(ans.code)
-	c.bw.WriteString(" ")
-	c.bw.WriteString(ans.reason)
-	c.bw.WriteString("\r\n")
-	ans.writeFields(c.bw, outA)
-	if !keep {
-		c.bw.WriteString("Connection: close\r\n")
-	}
-	c.bw.WriteString("\r\n")
+	inA, outA, keep := answerFraming(req, ans)
+	ans.writeAnswerHead(c.bw, outA, keep)
 	f := forwarder{src: uc.br, dst: c.bw}
 	err = f.forward(inA, outA, ans.length, nil)
 	if err == nil {
+		if ans.status/100 == 2 {
+			c.p.track(req, ans)
+		}
 		err = c.bw.Flush()
 	}
 	c.stopWatch()
 	if err != nil || c.gone.Load() {
+		c.dropUp()
+		var se *srcError
+		if !f.flushed && errors.As(err, &se) && !c.gone.Load() {
+			// The runtime has seen nothing of it yet: it gets a 502
+			// instead.
+			c.bw.Reset(c.c)
+			c.p.log.Error("upstream answer broke off", "method", req.method, "target", req.target, "error", err)
+			return c.unavailable(err, true)
+		}
 		// Closing the runtime's connection without ending the body makes
 		// a truncated answer look truncated.
 		c.p.log.Debug("answer ended early", "method", req.method, "target", req.target, "error", err)
-		c.dropUp()
 		return false
 	}
 	if inA == bodyUntilClose || ans.close || uc.br.Buffered() > 0 {

@@ -343,6 +343,24 @@ func (m *message) answerBody(method string) bodyKind {
 	return bodyUntilClose
 }
 
+// answerFraming returns how the answer ans to req is delimited as it
+// arrives (in) and as it leaves for the client (out), and whether the
+// client's connection may carry another request after it. An answer that
+// ends when the upstream closes goes on chunked, so that the client's
+// connection survives it; an HTTP/1.0 client knows no chunks, and its
+// connection ends the answer.
+func answerFraming(req, ans *message) (in, out bodyKind, keep bool) {
+	in = ans.answerBody(req.method)
+	out = in
+	switch {
+	case in == bodyUntilClose && !req.http10:
+		out = bodyChunked
+	case in == bodyChunked && req.http10:
+		out = bodyUntilClose
+	}
+	return in, out, !req.close && out != bodyUntilClose
+}
+
 // hopByHop reports whether the field name (canonical) describes one
 // connection only (RFC 9110 section 7.6.1, and the common non-standard
 // ones), or is named as such by the message's Connection field. The
@@ -391,6 +409,34 @@ func (m *message) writeFields(w *bufio.Writer, out bodyKind) {
 	}
 }
 
+// writeRequestHead writes the head of request m as it goes to host, its
+// body leaving as out.
+func (m *message) writeRequestHead(w *bufio.Writer, host string, out bodyKind) {
+	w.WriteString(m.method)
+	w.WriteString(" ")
+	w.WriteString(m.target)
+	w.WriteString(" HTTP/1.1\r\nHost: ")
+	w.WriteString(host)
+	w.WriteString("\r\n")
+	m.writeFields(w, out)
+	w.WriteString("\r\n")
+}
+
+// writeAnswerHead writes the head of answer m as it goes on, its body
+// leaving as out; unless keep, it says the connection closes after it.
+func (m *message) writeAnswerHead(w *bufio.Writer, out bodyKind, keep bool) {
+	w.WriteString("HTTP/1.1 ")
+	w.WriteString(m.code)
+	w.WriteString(" ")
+	w.WriteString(m.reason)
+	w.WriteString("\r\n")
+	m.writeFields(w, out)
+	if !keep {
+		w.WriteString("Connection: close\r\n")
+	}
+	w.WriteString("\r\n")
+}
+
 func writeField(w *bufio.Writer, name, value string) {
 	w.WriteString(name)
 	w.WriteString(": ")
@@ -408,6 +454,7 @@ type forwarder struct {
 	src     *bufio.Reader
 	dst     *bufio.Writer
 	started bool // the body's first read happened
+	flushed bool // dst was flushed: the receiver may have seen some of the message
 }
 
 // srcError is the sending side's failure (it broke the framing, or its
@@ -426,6 +473,7 @@ func (f *forwarder) fill(n int) error {
 		return nil
 	}
 	if !first && f.dst.Buffered() > 0 {
+		f.flushed = true
 		if err := f.dst.Flush(); err != nil {
 			return err
 		}
