@@ -82,8 +82,10 @@ func (c *rtConn) serveOne() bool {
 	raw, err := readHead(c.br, c.buf[:0])
 	c.buf = raw[:0]
 	if err != nil {
+		// A runtime that closed (or broke) its connection between
+		// requests gets nothing.
 		if len(raw) > 0 {
-			c.reject(err) // nothing to say to a runtime that closed between requests
+			c.reject(err)
 		}
 		return false
 	}

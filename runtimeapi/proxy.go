@@ -68,15 +68,19 @@
 // values, both Content-Length and Transfer-Encoding, differing
 // Content-Lengths, a transfer coding other than chunked, a malformed
 // chunk, an HTTP/1.1 request without exactly one Host, a request target
-// that is not an absolute path (or "*" for OPTIONS), an HTTP version other
-// than 1.0 and 1.1. A bad request gets 400 (431 for a head too large, 501
+// other than an absolute path in visible ASCII with well-formed
+// percent-escapes (or "*" for OPTIONS), an HTTP version other than 1.0 and
+// 1.1. A bad request gets 400 (431 for a head too large, 501
 // for a transfer coding, 505 for a version, 417 for an Expect other than
 // 100-continue) with a {"errorType":"Vigil.BadRequest",...} body, and its
 // connection closed. If the upstream cannot be reached, or its answer is
-// malformed, the runtime gets 502 with
+// malformed (its body too, as long as none of it has left), the runtime
+// gets 502 with
 // {"errorType":"Vigil.RuntimeAPIUnavailable","errorMessage":...}; an answer
-// that breaks off after its head has been forwarded ends with the runtime's
-// connection closed, so that it shows as truncated.
+// that breaks off once part of it has gone to the runtime ends with the
+// runtime's connection closed, so that it shows as truncated. Either way
+// Current is not changed by it: invocations are tracked from answers read
+// whole.
 package runtimeapi
 
 import (
