@@ -50,6 +50,19 @@ func dialProxy(t *testing.T, p *Proxy) (net.Conn, *bufio.Reader) {
 	return c, bufio.NewReader(c)
 }
 
+// within returns what ch delivers within 5 s; otherwise the test fails,
+// saying what it waited for.
+func within[T any](t *testing.T, ch <-chan T, waitedFor string) T {
+	t.Helper()
+	select {
+	case v := <-ch:
+		return v
+	case <-time.After(5 * time.Second):
+		t.Fatal("timed out waiting for " + waitedFor)
+		panic("unreachable")
+	}
+}
+
 // errorDoc reads a proxy answer's Lambda error document.
 func errorDoc(t *testing.T, res *http.Response) map[string]string {
 	t.Helper()
@@ -123,13 +136,8 @@ func TestBadChunkAbortsUpstream(t *testing.T) {
 	p := newProxy(t, addr)
 	c, br := dialProxy(t, p)
 	io.WriteString(c, "POST "+invocationPrefix+"x/response HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n")
-	select {
-	case b := <-first:
-		if b != "abc" {
-			t.Fatalf("first chunk %q", b)
-		}
-	case <-time.After(5 * time.Second):
-		t.Fatal("the first chunk did not reach the upstream")
+	if b := within(t, first, "the first chunk upstream"); b != "abc" {
+		t.Fatalf("first chunk %q", b)
 	}
 	io.WriteString(c, "zz\r\n")
 	res, err := http.ReadResponse(br, nil)
@@ -139,13 +147,8 @@ func TestBadChunkAbortsUpstream(t *testing.T) {
 	if doc := errorDoc(t, res); res.StatusCode != 400 || doc["errorType"] != "Vigil.BadRequest" {
 		t.Errorf("%d %v", res.StatusCode, doc)
 	}
-	select {
-	case err := <-got:
-		if err == nil {
-			t.Error("the upstream read a complete body")
-		}
-	case <-time.After(5 * time.Second):
-		t.Error("the upstream request was not ended")
+	if err := within(t, got, "the upstream request to end"); err == nil {
+		t.Error("the upstream read a complete body")
 	}
 }
 
@@ -221,7 +224,7 @@ func TestTruncatedAnswer(t *testing.T) {
 // while its /next waits upstream, the upstream connection is closed (the
 // request there is cancelled), and the proxy serves the next connection.
 func TestRuntimeGoneCancelsLongPoll(t *testing.T) {
-	polls := make(chan net.Conn, 4)
+	polls, cancelled := make(chan bool, 1), make(chan bool, 1)
 	addr := rawUpstream(t, func(c net.Conn, br *bufio.Reader) {
 		for {
 			req, err := http.ReadRequest(br)
@@ -229,9 +232,9 @@ func TestRuntimeGoneCancelsLongPoll(t *testing.T) {
 				return
 			}
 			if req.URL.Path == nextPath && req.Header.Get("X-Hang") != "" {
-				polls <- c
+				polls <- true
 				io.Copy(io.Discard, br) // until the proxy closes it
-				close(polls)
+				cancelled <- true
 				return
 			}
 			io.WriteString(c, "HTTP/1.1 200 OK\r\nLambda-Runtime-Aws-Request-Id: r2\r\nContent-Length: 2\r\n\r\n{}")
@@ -240,20 +243,9 @@ func TestRuntimeGoneCancelsLongPoll(t *testing.T) {
 	p := newProxy(t, addr)
 	c, _ := dialProxy(t, p)
 	io.WriteString(c, "GET "+nextPath+" HTTP/1.1\r\nHost: h\r\nX-Hang: 1\r\n\r\n")
-	select {
-	case <-polls:
-	case <-time.After(5 * time.Second):
-		t.Fatal("the long poll did not reach the upstream")
-	}
+	within(t, polls, "the long poll upstream")
 	c.Close()
-	select {
-	case _, open := <-polls:
-		if open {
-			t.Fatal("unexpected second poll")
-		}
-	case <-time.After(5 * time.Second):
-		t.Fatal("the upstream request was not cancelled when the runtime went away")
-	}
+	within(t, cancelled, "the upstream request's cancellation after the runtime went away")
 	get(t, "http://"+p.Addr()+nextPath)
 	if p.Current().RequestID != "r2" {
 		t.Errorf("Current() = %+v after the next /next", p.Current())
