@@ -5,60 +5,90 @@
 // every request to the real Runtime API, unchanged, so that it knows which
 // invocation is in flight: Current is what Vigil's audit lines carry.
 //
+// # How it forwards
+//
+// The proxy is an HTTP/1.1 forwarder to one fixed upstream, written for
+// this one job on top of package net (no net/http: linking it, and the TLS
+// and HTTP/2 code that comes with it, cost about 0.8 ms of the bootstrap's
+// start, on every cold start). Each connection from the runtime is served
+// by one goroutine, paired with one upstream connection of its own: the
+// goroutine reads a request, writes it upstream, reads the answer and
+// writes it back, so a warm invocation wakes no other goroutine (a plain
+// TCP relay wakes one per direction). The first upstream connection is
+// dialled when New returns, for the runtime's first /next. The wire format
+// is in http1.go, the serving loop in conn.go, the upstream connections in
+// upstream.go.
+//
 // # What "unchanged" means
 //
-// The proxy is a plain HTTP/1.1 forwarder to one fixed upstream: net/http's
-// Server towards the runtime, and towards the upstream a small pool of
-// kept-alive connections written with Request.Write and read with
-// ReadResponse on the handler's own goroutine (see upstream.go for why not
-// http.Transport; httputil.ReverseProxy is not used either):
-//
-//   - method, path (as escaped by the runtime), query, status code, bodies and
-//     every end-to-end header pass both ways as they are. No X-Forwarded-For,
-//     Via or Forwarded header is added; no User-Agent or Accept-Encoding is
-//     invented (Go's client would add them); no Content-Type is sniffed and no
-//     Date is added to a response that had none.
-//   - Hop-by-hop headers (Connection and what it names, Keep-Alive,
-//     Proxy-Connection, Proxy-Authenticate, Proxy-Authorization, TE, Trailer,
+//   - method, request target (path as escaped by the runtime, and query),
+//     status code and reason phrase, bodies, and every end-to-end header
+//     field pass both ways as they are, in their order. No X-Forwarded-For,
+//     Via or Forwarded field is added; no User-Agent or Accept-Encoding is
+//     invented; no Content-Type is sniffed and no Date is added to an answer
+//     that had none.
+//   - Hop-by-hop fields (Connection and what it names, Keep-Alive,
+//     Proxy-Connection, Proxy-Authenticate, Proxy-Authorization, TE,
 //     Transfer-Encoding, Upgrade) describe one connection and are not
-//     forwarded, as RFC 9110 requires of a proxy. Chunked transfer is kept
-//     where the sender used it; trailers are forwarded as trailers, declared
-//     or not.
-//   - The Host header is the upstream's (the runtime addressed the proxy).
-//   - "Expect: 100-continue" is answered by the proxy's server, not
-//     forwarded (curl sends it for bodies over 1 KiB); informational (1xx)
-//     answers from the upstream are not passed on.
-//   - Header names are written in Go's canonical form (HTTP header names are
-//     case-insensitive).
+//     forwarded, as RFC 9110 requires of a proxy. Framing is kept: a
+//     Content-Length body leaves with its Content-Length, a chunked one
+//     chunk by chunk (chunk extensions dropped) with its Trailer field and
+//     its trailers, declared or not (but hop-by-hop and framing fields). An
+//     answer delimited by the upstream closing its connection is sent
+//     chunked (to an HTTP/1.0 runtime: unchunked, closing the connection).
+//   - The Host field is the upstream's (the runtime addressed the proxy).
+//   - "Expect: 100-continue" is answered by the proxy, not forwarded (curl
+//     sends it for bodies over 1 KiB); informational (1xx) answers from the
+//     upstream are not passed on.
+//   - Field names are written in Go's canonical form (Content-Type; HTTP
+//     field names are case-insensitive).
 //   - Bodies stream in both directions, so a response-streaming function
 //     (Lambda-Runtime-Function-Response-Mode: streaming) streams through, and
-//     its Lambda-Runtime-Function-Error-Type/-Body trailers follow.
+//     its Lambda-Runtime-Function-Error-Type/-Body trailers follow. What has
+//     arrived is written on as soon as more would have to be waited for: a
+//     head with a body that is already complete leaves in one write, a
+//     streamed body as it comes.
 //   - No timeout applies to a request (GET .../invocation/next is a long poll
-//     that can last as long as the sandbox is idle or frozen). A request ends
-//     when the runtime closes its connection or the proxy is closed; the
-//     upstream request is then cancelled too.
-//   - Upstream connections are kept alive (one per concurrent request, at
-//     most 8 idle); an idle one the upstream closed is noticed before use,
-//     and a bodiless request (GET /next) that fails on a reused connection
-//     is retried once on a new one.
-//   - The runtime's body is forwarded as it arrives: a complete body leaves
-//     in one write with its headers, a streamed one chunk by chunk; answers
-//     are flushed to the runtime after every read.
+//     that can last as long as the sandbox is idle or frozen). While a
+//     request without a body waits for its answer, a background one-byte
+//     read notices the runtime close its connection; the upstream
+//     connection is then closed, which cancels the request there. Close
+//     does the same for every request in flight.
+//   - Upstream connections are kept alive (one per runtime connection, given
+//     back at most 8 idle when the runtime's closes); one the upstream closed
+//     while idle is noticed before use, and a request without a body that
+//     fails on a reused connection before any answer is sent again, once, on
+//     a new one.
 //
-// If the upstream cannot be reached the runtime gets 502 with a JSON body
-// {"errorType":"Vigil.RuntimeAPIUnavailable","errorMessage":...}.
+// # What it refuses
+//
+// The proxy never forwards a message it cannot delimit exactly, from either
+// side: a head over 1 MiB (the trailer section too), lines not ended by
+// CRLF, folded or malformed field lines, control characters in field
+// values, both Content-Length and Transfer-Encoding, differing
+// Content-Lengths, a transfer coding other than chunked, a malformed
+// chunk, an HTTP/1.1 request without exactly one Host, a request target
+// other than an absolute path in visible ASCII with well-formed
+// percent-escapes (or "*" for OPTIONS), an HTTP version other than 1.0 and
+// 1.1. A bad request gets 400 (431 for a head too large, 501
+// for a transfer coding, 505 for a version, 417 for an Expect other than
+// 100-continue) with a {"errorType":"Vigil.BadRequest",...} body, and its
+// connection closed. If the upstream cannot be reached, or its answer is
+// malformed (its body too, as long as none of it has left), the runtime
+// gets 502 with
+// {"errorType":"Vigil.RuntimeAPIUnavailable","errorMessage":...}; an answer
+// that breaks off once part of it has gone to the runtime ends with the
+// runtime's connection closed, so that it shows as truncated. Either way
+// Current is not changed by it: invocations are tracked from answers read
+// whole.
 package runtimeapi
 
 import (
 	"bufio"
-	"bytes"
-	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net"
-	"net/http"
 	"net/url"
 	"os"
 	"strconv"
@@ -113,18 +143,19 @@ type Proxy struct {
 	upstream string // host:port of the real Runtime API
 	log      hclog.Logger
 	addr     string // the listener's, 127.0.0.1:PORT
-	srv      *http.Server
-	up       *connPool
-
-	ctx    context.Context // cancelled by Close: ends every upstream request
-	cancel context.CancelFunc
+	pool     *connPool
 
 	current  atomic.Pointer[Invocation]
 	onInvoke atomic.Pointer[func(Invocation)]
 	onDone   atomic.Pointer[func(Invocation)]
 
-	conns     sync.WaitGroup // open runtime connections (their goroutines)
-	served    chan struct{}  // closed when Serve returns
+	mu      sync.Mutex
+	closing bool
+	ln      net.Listener          // nil until the accepting goroutine made it
+	conns   map[net.Conn]struct{} // the runtime's open connections
+
+	serving   sync.WaitGroup // the connections' goroutines
+	served    chan struct{}  // closed when the accepting goroutine returns
 	primed    chan struct{}  // closed when the first upstream connection is made or given up
 	closeOnce sync.Once
 	closeErr  error
@@ -152,63 +183,84 @@ func New(upstream string, log hclog.Logger) (*Proxy, error) {
 	if err != nil {
 		return nil, fmt.Errorf("runtimeapi: listen: %w", err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
 	p := &Proxy{
 		upstream: upstream,
 		log:      log,
 		addr:     addr,
-		up: &connPool{addr: upstream, dialer: net.Dialer{
-			Timeout:   5 * time.Second,
-			KeepAlive: 30 * time.Second,
-		}},
-		ctx:    ctx,
-		cancel: cancel,
-		served: make(chan struct{}),
-		primed: make(chan struct{}),
+		pool:     newPool(upstream),
+		conns:    make(map[net.Conn]struct{}),
+		served:   make(chan struct{}),
+		primed:   make(chan struct{}),
 	}
-	p.srv = &http.Server{
-		Handler:                      http.HandlerFunc(p.serveHTTP),
-		ReadHeaderTimeout:            time.Minute,
-		DisableGeneralOptionsHandler: true, // "OPTIONS *" is forwarded too
-		BaseContext:                  func(net.Listener) context.Context { return ctx },
-		// StateNew runs on the Serve goroutine before the connection's own
-		// goroutine starts, StateClosed when that goroutine ends: Close can
-		// wait for every handler without racing new ones.
-		ConnState: func(_ net.Conn, s http.ConnState) {
-			switch s {
-			case http.StateNew:
-				p.conns.Add(1)
-			case http.StateClosed, http.StateHijacked:
-				p.conns.Done()
-			}
-		},
-		ErrorLog: log.StandardLogger(&hclog.StandardLoggerOptions{
-			ForceLevel: hclog.Debug,
-		}),
-	}
-	go func() {
-		defer close(p.served)
-		f := os.NewFile(uintptr(fd), "runtimeapi")
-		ln, err := net.FileListener(f)
-		f.Close()
-		if err != nil {
-			// Never seen; the runtime's connects are then refused and it
-			// fails its init.
-			p.log.Error("serve failed", "error", err)
-			return
-		}
-		if err := p.srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			p.log.Error("serve failed", "error", err)
-		}
-		ln.Close()
-	}()
-	prime := p.up.prime(ctx)
+	go p.accept(fd)
+	prime := p.pool.prime()
 	go func() {
 		defer close(p.primed)
 		prime()
 	}()
 	p.log.Debug("listening", "addr", p.Addr(), "upstream", upstream)
 	return p, nil
+}
+
+// accept accepts the runtime's connections on the listening socket fd and
+// serves each on a goroutine of its own, until Close.
+func (p *Proxy) accept(fd int) {
+	defer close(p.served)
+	f := os.NewFile(uintptr(fd), "runtimeapi")
+	ln, err := net.FileListener(f)
+	f.Close()
+	if err != nil {
+		// Never seen; the runtime's connects are then refused and it
+		// fails its init.
+		p.log.Error("serve failed", "error", err)
+		return
+	}
+	p.mu.Lock()
+	if p.closing {
+		p.mu.Unlock()
+		ln.Close()
+		return
+	}
+	p.ln = ln
+	p.mu.Unlock()
+	var backoff time.Duration
+	for {
+		c, err := ln.Accept()
+		if err != nil {
+			if p.isClosing() {
+				return
+			}
+			// Out of file descriptors, or the like: try again later,
+			// as net/http does.
+			backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
+			p.log.Error("accept failed", "error", err, "retry_in", backoff)
+			time.Sleep(backoff)
+			continue
+		}
+		backoff = 0
+		p.mu.Lock()
+		if p.closing {
+			p.mu.Unlock()
+			c.Close()
+			return
+		}
+		p.conns[c] = struct{}{}
+		p.serving.Add(1)
+		p.mu.Unlock()
+		go func() {
+			defer p.serving.Done()
+			p.newConn(c).serve()
+			p.mu.Lock()
+			delete(p.conns, c)
+			p.mu.Unlock()
+		}()
+	}
+}
+
+func (p *Proxy) isClosing() bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.closing
 }
 
 // listenLoopback returns a listening TCP socket on 127.0.0.1 with a port the
@@ -299,16 +351,29 @@ func callHook(h *atomic.Pointer[func(Invocation)], inv Invocation) {
 }
 
 // Close stops the proxy: it closes the listener and every connection,
-// cancels the upstream requests in flight, waits for their handlers to
-// return, and closes idle upstream connections. Safe to call more than once.
+// which ends the requests in flight (upstream too), waits for their
+// goroutines to return, and closes idle upstream connections. Safe to call
+// more than once.
 func (p *Proxy) Close() error {
 	p.closeOnce.Do(func() {
-		p.cancel()
-		p.closeErr = p.srv.Close()
+		p.mu.Lock()
+		p.closing = true
+		ln := p.ln
+		conns := make([]net.Conn, 0, len(p.conns))
+		for c := range p.conns {
+			conns = append(conns, c)
+		}
+		p.mu.Unlock()
+		if ln != nil {
+			p.closeErr = ln.Close()
+		}
+		for _, c := range conns {
+			c.Close()
+		}
+		p.pool.close()
 		<-p.served
-		p.conns.Wait()
+		p.serving.Wait()
 		<-p.primed
-		p.up.close()
 		p.log.Debug("closed")
 	})
 	return p.closeErr
@@ -346,39 +411,74 @@ func (p *Proxy) FailCurrent(errorType, message string) error {
 }
 
 // postError POSTs a Lambda error document to path (escaped: rawPath) on the
-// upstream.
-func (p *Proxy) postError(path, rawPath, errorType, message string) error {
+// upstream, on a connection of the pool, within helperTimeout.
+func (p *Proxy) postError(path, rawPath, errorType, errorMessage string) (err error) {
+	defer func() {
+		if err != nil {
+			err = fmt.Errorf("runtimeapi: POST %s: %w", path, err)
+		}
+	}()
+	for i := 0; i < len(errorType); i++ {
+		if !isFieldByte(errorType[i]) {
+			return fmt.Errorf("error type %q has a control character", errorType)
+		}
+	}
 	body, err := json.Marshal(struct {
 		ErrorType    string `json:"errorType"`
 		ErrorMessage string `json:"errorMessage"`
-	}{errorType, message})
+	}{errorType, errorMessage})
 	if err != nil {
-		return fmt.Errorf("runtimeapi: encode error: %w", err)
+		return fmt.Errorf("encode error: %w", err)
 	}
-	ctx, cancel := context.WithTimeout(p.ctx, helperTimeout)
-	defer cancel()
-	req := &http.Request{
-		Method:        http.MethodPost,
-		URL:           &url.URL{Scheme: "http", Host: p.upstream, Path: path, RawPath: rawPath},
-		Proto:         "HTTP/1.1",
-		ProtoMajor:    1,
-		ProtoMinor:    1,
-		Header:        http.Header{"Content-Type": {"application/json"}, HeaderErrorType: {errorType}, "User-Agent": nil},
-		Host:          p.upstream,
-		Body:          io.NopCloser(bytes.NewReader(body)),
-		ContentLength: int64(len(body)),
-	}
-	ex, err := p.up.roundTrip(ctx, req)
+	uc, _, err := p.pool.get()
 	if err != nil {
-		return fmt.Errorf("runtimeapi: POST %s: %w", path, err)
+		return err
 	}
-	resBody, err := io.ReadAll(io.LimitReader(ex.resp.Body, 4096))
-	eof := err == nil && len(resBody) < 4096
-	ex.done(eof)
-	if ex.resp.StatusCode/100 != 2 {
-		return fmt.Errorf("runtimeapi: POST %s: %s: %s", path, ex.resp.Status, strings.TrimSpace(string(resBody)))
+	_ = uc.c.SetDeadline(time.Now().Add(helperTimeout))
+	w := uc.bw
+	w.WriteString("POST " + rawPath + " HTTP/1.1\r\nHost: " + p.upstream + "\r\nContent-Type: application/json\r\n")
+	writeField(w, HeaderErrorType, errorType)
+	w.WriteString("Content-Length: " + strconv.Itoa(len(body)) + "\r\n\r\n")
+	w.Write(body)
+	err = w.Flush()
+	var ans message
+	var text strings.Builder // the answer's body, its first 4 KiB
+	kind := bodyUntilClose
+	if err == nil {
+		_, err = readAnswer(uc.br, &ans, nil)
+	}
+	if err == nil {
+		kind = ans.answerBody("POST")
+		lw := bufio.NewWriter(limitWriter{&text, 4096})
+		f := forwarder{src: uc.br, dst: lw}
+		err = f.forward(kind, bodyUntilClose, ans.length, nil) // the data only
+		lw.Flush()
+	}
+	reuse := err == nil && kind != bodyUntilClose && !ans.close && uc.br.Buffered() == 0
+	if reuse {
+		_ = uc.c.SetDeadline(time.Time{})
+	}
+	p.pool.release(uc, reuse)
+	if err != nil {
+		return err
+	}
+	if ans.status/100 != 2 {
+		return fmt.Errorf("%s %s: %s", ans.code, ans.reason, strings.TrimSpace(text.String()))
 	}
 	return nil
+}
+
+// limitWriter keeps the first n bytes written to it and drops the rest.
+type limitWriter struct {
+	w *strings.Builder
+	n int
+}
+
+func (l limitWriter) Write(b []byte) (int, error) {
+	if room := l.n - l.w.Len(); room > 0 {
+		l.w.Write(b[:min(room, len(b))])
+	}
+	return len(b), nil
 }
 
 // start makes inv current. An invocation still current is finished first:
@@ -402,8 +502,31 @@ func (p *Proxy) finish(id string) {
 	callHook(&p.onDone, *cur)
 }
 
+// track follows invocations through a request and its 2xx answer: the
+// answer to GET /invocation/next delivers one, and the upstream's
+// acceptance of POST /invocation/{id}/response or /error ends it.
+func (p *Proxy) track(req, ans *message) {
+	path, _, _ := strings.Cut(req.target, "?")
+	switch req.method {
+	case "GET":
+		if strings.IndexByte(path, '%') >= 0 {
+			path, _ = url.PathUnescape(path) // checkTarget let only good escapes through
+		}
+		if path == nextPath {
+			if inv := invocationFrom(ans); inv.RequestID != "" {
+				p.start(inv)
+			}
+		}
+	case "POST":
+		if id, ok := invocationResult(path); ok {
+			p.finish(id)
+		}
+	}
+}
+
 // invocationResult returns the request id of a /invocation/{id}/response or
-// /invocation/{id}/error path.
+// /invocation/{id}/error path, as escaped in a request target: the id is
+// one path segment, unescaped (FailCurrent escapes it so).
 func invocationResult(path string) (id string, ok bool) {
 	rest, found := strings.CutPrefix(path, invocationPrefix)
 	if !found {
@@ -413,231 +536,20 @@ func invocationResult(path string) (id string, ok bool) {
 	if !found || id == "" || (suffix != "response" && suffix != "error") {
 		return "", false
 	}
-	return id, true
+	id, err := url.PathUnescape(id)
+	return id, err == nil
 }
 
-// hopHeaders are the hop-by-hop headers of RFC 9110 section 7.6.1 (and the
-// common non-standard ones).
-var hopHeaders = []string{
-	"Connection",
-	"Keep-Alive",
-	"Proxy-Connection",
-	"Proxy-Authenticate",
-	"Proxy-Authorization",
-	"Te",
-	"Trailer",
-	"Transfer-Encoding",
-	"Upgrade",
-}
-
-// copyEndToEnd copies the end-to-end headers of src into dst.
-func copyEndToEnd(dst, src http.Header) {
-	var named []string // headers named by Connection
-	for _, v := range src["Connection"] {
-		for _, f := range strings.Split(v, ",") {
-			if f = strings.TrimSpace(f); f != "" {
-				named = append(named, http.CanonicalHeaderKey(f))
-			}
-		}
-	}
-outer:
-	for k, vv := range src {
-		for _, h := range hopHeaders {
-			if k == h {
-				continue outer
-			}
-		}
-		for _, h := range named {
-			if k == h {
-				continue outer
-			}
-		}
-		dst[k] = vv
-	}
-}
-
-// reqBody is the runtime's request body on its way upstream.
-//
-// Streaming without waste: the upstream writer buffers, and reqBody
-// flushes what is buffered before each read of the runtime's body after the
-// first, that is before any read that may wait. A body that is already
-// complete goes out with its headers in one write; a streamed one goes out
-// chunk by chunk as it arrives.
-//
-// Trailers: at the end of a chunked body it copies the trailers the server
-// parsed into the outgoing request's trailer map, which Request.Write sends
-// after the body (on the same goroutine, after EOF), declared or not.
-type reqBody struct {
-	in      *http.Request
-	trailer http.Header   // the outgoing request's trailers; nil unless chunked
-	bw      *bufio.Writer // the upstream connection's writer, set by the pool
-	reads   int
-}
-
-func (b *reqBody) Read(buf []byte) (int, error) {
-	if b.reads > 0 && b.bw != nil && b.bw.Buffered() > 0 {
-		if err := b.bw.Flush(); err != nil {
-			return 0, err
-		}
-	}
-	b.reads++
-	n, err := b.in.Body.Read(buf)
-	if err == io.EOF && b.trailer != nil {
-		for k, vv := range b.in.Trailer {
-			b.trailer[k] = vv
-		}
-	}
-	return n, err
-}
-
-func (b *reqBody) Close() error { return b.in.Body.Close() }
-
-var bufPool = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}
-
-func (p *Proxy) serveHTTP(w http.ResponseWriter, r *http.Request) {
-	out := &http.Request{
-		Method:     r.Method,
-		URL:        &url.URL{Scheme: "http", Host: p.upstream, Path: r.URL.Path, RawPath: r.URL.RawPath, RawQuery: r.URL.RawQuery},
-		Proto:      "HTTP/1.1",
-		ProtoMajor: 1,
-		ProtoMinor: 1,
-		Header:     make(http.Header, len(r.Header)+1),
-		Host:       p.upstream,
-	}
-	copyEndToEnd(out.Header, r.Header)
-	// The server already answered "Expect: 100-continue" (when the body was
-	// first read); the body is sent upstream without waiting for another.
-	delete(out.Header, "Expect")
-	if _, ok := out.Header["User-Agent"]; !ok {
-		out.Header["User-Agent"] = nil // stops Go's client adding its own
-	}
-	switch {
-	case r.ContentLength == 0:
-		out.Body = http.NoBody
-	case r.ContentLength > 0:
-		out.ContentLength = r.ContentLength
-		out.Body = &reqBody{in: r}
-	default: // chunked: keep it chunked and carry the trailers
-		out.ContentLength = -1
-		out.Trailer = make(http.Header, len(r.Trailer))
-		for k := range r.Trailer {
-			out.Trailer[k] = nil // declared now, filled at EOF
-		}
-		out.Body = &reqBody{in: r, trailer: out.Trailer}
-	}
-
-	// r.Context() ends when the runtime goes away or on Close.
-	ex, err := p.up.roundTrip(r.Context(), out)
-	if err != nil {
-		if r.Context().Err() != nil {
-			// The runtime went away or the proxy is closing: no answer at
-			// all (an empty 200 would look like an event).
-			p.log.Debug("request cancelled", "method", r.Method, "path", r.URL.Path, "error", err)
-			panic(http.ErrAbortHandler)
-		}
-		p.log.Error("upstream request failed", "method", r.Method, "path", r.URL.Path, "error", err)
-		writeProxyError(w, err)
-		return
-	}
-	res := ex.resp
-	bodyDone := false
-	defer func() { ex.done(bodyDone) }() // also when a hook or a write panics
-	// Invocation tracking happens before the runtime sees the answer: once
-	// it has its event the invocation is current, and once its /response
-	// or /error returned the invocation is over.
-	if res.StatusCode/100 == 2 {
-		switch r.Method {
-		case http.MethodGet:
-			if r.URL.Path == nextPath {
-				if inv := invocationFrom(res.Header); inv.RequestID != "" {
-					p.start(inv)
-				}
-			}
-		case http.MethodPost:
-			if id, isResult := invocationResult(r.URL.Path); isResult {
-				p.finish(id)
-			}
-		}
-	}
-
-	h := w.Header()
-	copyEndToEnd(h, res.Header)
-	if _, ok := res.Header["Content-Type"]; !ok {
-		h["Content-Type"] = nil // no sniffing
-	}
-	if _, ok := res.Header["Date"]; !ok {
-		h["Date"] = nil
-	}
-	declared := make(map[string]bool, len(res.Trailer))
-	for k := range res.Trailer {
-		h.Add("Trailer", k)
-		declared[k] = true
-	}
-	w.WriteHeader(res.StatusCode)
-	err = copyFlushing(w, res.Body)
-	bodyDone = err == nil
-	if err != nil {
-		// Abort the connection: returning would end a chunked answer
-		// cleanly and make the truncated body look complete.
-		p.log.Debug("response copy ended early", "method", r.Method, "path", r.URL.Path, "error", err)
-		panic(http.ErrAbortHandler)
-	}
-	for k, vv := range res.Trailer {
-		if declared[k] {
-			h[k] = vv
-		} else {
-			h[http.TrailerPrefix+k] = vv
-		}
-	}
-
-}
-
-// invocationFrom reads an invocation from the headers of a /next response.
-func invocationFrom(h http.Header) *Invocation {
+// invocationFrom reads an invocation from the head of a /next answer.
+func invocationFrom(ans *message) *Invocation {
 	inv := &Invocation{
-		RequestID:   h.Get(HeaderRequestID),
-		FunctionARN: h.Get(HeaderInvokedFunctionARN),
-		TraceID:     h.Get(HeaderTraceID),
+		RequestID:   ans.get(HeaderRequestID),
+		FunctionARN: ans.get(HeaderInvokedFunctionARN),
+		TraceID:     ans.get(HeaderTraceID),
 		Start:       time.Now(),
 	}
-	if ms, err := strconv.ParseInt(h.Get(HeaderDeadlineMs), 10, 64); err == nil && ms > 0 {
+	if ms, err := strconv.ParseInt(ans.get(HeaderDeadlineMs), 10, 64); err == nil && ms > 0 {
 		inv.Deadline = time.UnixMilli(ms)
 	}
 	return inv
-}
-
-// copyFlushing copies src to w, flushing after every read so that streamed
-// bodies stream.
-func copyFlushing(w http.ResponseWriter, src io.Reader) error {
-	rc := http.NewResponseController(w)
-	bp := bufPool.Get().(*[]byte)
-	defer bufPool.Put(bp)
-	buf := *bp
-	for {
-		n, rerr := src.Read(buf)
-		if n > 0 {
-			if _, err := w.Write(buf[:n]); err != nil {
-				return err
-			}
-			if err := rc.Flush(); err != nil {
-				return err
-			}
-		}
-		if rerr == io.EOF {
-			return nil
-		}
-		if rerr != nil {
-			return rerr
-		}
-	}
-}
-
-func writeProxyError(w http.ResponseWriter, err error) {
-	body, _ := json.Marshal(struct {
-		ErrorType    string `json:"errorType"`
-		ErrorMessage string `json:"errorMessage"`
-	}{"Vigil.RuntimeAPIUnavailable", "vigil: runtime API proxy: " + err.Error()})
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(http.StatusBadGateway)
-	_, _ = w.Write(body)
 }

@@ -332,13 +332,8 @@ func TestStreamingResponse(t *testing.T) {
 		resc <- err
 	}()
 	io.WriteString(pw, "hello")
-	select {
-	case s := <-firstSeen:
-		if s != "hello" {
-			t.Fatalf("first chunk %q", s)
-		}
-	case <-time.After(5 * time.Second):
-		t.Fatal("first chunk did not reach the upstream before the body ended: not streamed")
+	if s := within(t, firstSeen, "the first chunk upstream before the body ended (streaming)"); s != "hello" {
+		t.Fatalf("first chunk %q", s)
 	}
 	req.Trailer.Set(HeaderErrorType, "Function.Boom")
 	req.Trailer.Set(HeaderErrorBody, "Ym9vbQ==")
