@@ -65,6 +65,8 @@ fuzz: deps
 	$(GO) test -run '^$$' -fuzz '^FuzzResolve$$' -fuzztime $(FUZZTIME) ./internal/resolve/
 	$(GO) test -run '^$$' -fuzz '^FuzzDecoders$$' -fuzztime $(FUZZTIME) ./supervisor/
 	$(GO) test -run '^$$' -fuzz '^FuzzMsghdr$$' -fuzztime $(FUZZTIME) ./supervisor/
+	$(GO) test -run '^$$' -fuzz '^FuzzRequest$$' -fuzztime $(FUZZTIME) ./runtimeapi/
+	$(GO) test -run '^$$' -fuzz '^FuzzAnswer$$' -fuzztime $(FUZZTIME) ./runtimeapi/
 
 demo: build fixtures
 	./fixtures/demo.sh
