@@ -175,7 +175,7 @@ func (r *request) vetUnixPath(op, p string, ev *Event) (t target, _ *Event, res 
 // sockCopy copies the caller's socket fd (EBADF, ENOTSOCK like the kernel's
 // sockfd_lookup) and reports its domain and type.
 func (r *request) sockCopy(fd int) (sock, domain, typ int, e unix.Errno) {
-	sock, err := r.getFD(fd)
+	sock, err := r.argFD(fd)
 	if err != nil {
 		return -1, 0, 0, toErrno(err)
 	}
@@ -227,7 +227,7 @@ func handleConnect(r *request) Result {
 	}
 	// Connect a copy of the caller's socket (same open file description:
 	// same O_NONBLOCK, same socket) to our copy of the address.
-	sock, err := r.getFD(fd)
+	sock, err := r.argFD(fd)
 	if err != nil {
 		return Errno(toErrno(err)).withEvent(ev)
 	}

@@ -224,7 +224,10 @@ func callerContext(r *request, dirfd int, path string, needDir bool) (resolve.Co
 			}
 			ctx.Dir = d
 		} else {
-			d, err := r.getFD(dirfd)
+			d, err := r.argFD(dirfd)
+			if err == unix.EACCES {
+				return ctx, closeAll, unix.EACCES // argFD: another fd table
+			}
 			if err != nil {
 				return ctx, closeAll, unix.EBADF
 			}

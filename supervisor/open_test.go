@@ -266,6 +266,33 @@ func TestOpenRelativeAndDirfd(t *testing.T) {
 	expectErr(t, supervise(t, pol, vt, "opath", root+"/allowed", "../ro/file", "w"), "EACCES")
 }
 
+// TestOpenPrivateFDTable: a thread with an fd table of its own
+// (unshare(CLONE_FILES)) opens relative to a dirfd whose number names
+// another directory in the thread group leader's table. The open is
+// decided on, and performed in, the directory the thread named: ro/file is
+// read through it, and secret/file is refused, not swapped for the
+// leader's directory's file. Without thread pidfds (before 6.9) such a
+// call is refused.
+func TestOpenPrivateFDTable(t *testing.T) {
+	root, pol := tree(t)
+	// The directories themselves may be opened (their files as tree says).
+	pol.read = append(pol.read, root+"/allowed", root+"/ro", root+"/secret")
+	vt := fixture("vtool")
+	r := supervise(t, pol, vt, "privfiles", root+"/allowed", root+"/ro", "file")
+	expectOK(t, r)
+	if !strings.Contains(r.stdout, "read=data of ro/file") {
+		t.Fatalf("read through the leader's dirfd, not the thread's: %s", r.stdout)
+	}
+	expectErr(t, supervise(t, pol, vt, "privfiles", root+"/ro", root+"/secret", "file"), "EACCES")
+
+	noPidfdThread.Store(true)
+	defer noPidfdThread.Store(false)
+	expectErr(t, supervise(t, pol, vt, "privfiles", root+"/allowed", root+"/ro", "file"), "EACCES")
+	// A thread that shares its table (every ordinary thread) is served
+	// through the thread group's pidfd as before.
+	expectOK(t, supervise(t, pol, vt, "thread", "opath", root+"/allowed", "file"))
+}
+
 // TestOpenRace flips the path buffer between an allowed and a denied file
 // while the other thread opens it: the denied file must never be opened.
 func TestOpenRace(t *testing.T) {

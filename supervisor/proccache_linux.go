@@ -30,6 +30,10 @@ type procEntry struct {
 // pidfdThread is PIDFD_THREAD (6.9): a pidfd of the thread, not its group.
 const pidfdThread = unix.O_EXCL
 
+// noPidfdThread is set once the kernel has refused PIDFD_THREAD (before
+// 6.9): argFD then falls back to the thread group's pidfd.
+var noPidfdThread atomic.Bool
+
 // noPidfdInfo is set once the kernel has shown it lacks PIDFD_THREAD or
 // PIDFD_GET_INFO (before 6.13): /proc/<tid>/status is read instead.
 var noPidfdInfo atomic.Bool
@@ -190,4 +194,39 @@ func (c *procCache) statxAt(tid int, name string, mask int, stx *unix.Statx_t) e
 		c.drop(tid)
 	}
 	return unix.ESRCH
+}
+
+// getFD copies fd from the thread's own fd table: pidfd_getfd on the
+// cached thread pidfd (PIDFD_THREAD). ok is false when the kernel has no
+// thread pidfds. A stale entry (the thread is gone, its tid perhaps
+// reused) fails with ESRCH and is replaced once.
+func (c *procCache) getFD(tid, fd int) (int, bool, error) {
+	for attempt := 0; attempt < 2; attempt++ {
+		e, err := c.get(tid)
+		if err != nil {
+			return -1, true, err
+		}
+		if e.pidfd < 0 {
+			p, err := unix.PidfdOpen(tid, pidfdThread)
+			if err == unix.EINVAL {
+				noPidfdThread.Store(true)
+				return -1, false, nil
+			}
+			if err != nil {
+				c.drop(tid)
+				continue
+			}
+			e.pidfd = p
+		}
+		n, err := unix.PidfdGetfd(e.pidfd, fd, 0)
+		if err == unix.ESRCH {
+			c.drop(tid)
+			continue
+		}
+		if err != nil {
+			return -1, true, err
+		}
+		return n, true, nil
+	}
+	return -1, true, unix.ESRCH
 }

@@ -279,6 +279,11 @@ func (r *request) pidFD() (int, error) {
 // getFD copies the caller's fd into the supervisor (pidfd_getfd). The copy
 // refers to the same open file description; its close-on-exec flag is set.
 // EBADF when the caller has no such fd.
+//
+// The fd is looked up in the fd table of the thread group (what
+// /proc/<pid>/fd, and so /proc/self/fd, shows): right for the links of
+// /proc/self/fd. An fd the caller passes as an argument (a socket, a
+// dirfd, an SCM_RIGHTS fd) is in its own thread's table: argFD.
 func (r *request) getFD(fd int) (int, error) {
 	if fd < 0 {
 		return -1, unix.EBADF
@@ -295,6 +300,47 @@ func (r *request) getFD(fd int) (int, error) {
 		return -1, err
 	}
 	return c, nil
+}
+
+// argFD is getFD for an fd the calling thread passed as an argument: it
+// is looked up in that thread's own fd table. A thread can have a table
+// of its own (clone without CLONE_FILES, unshare(CLONE_FILES)), where the
+// same number names another file than in the thread group leader's: the
+// call is then decided and performed on what the caller named, not on a
+// file of another table. With thread pidfds (PIDFD_THREAD, 6.9) the copy
+// comes from the thread's table; without them, the thread group's copy is
+// used only when kcmp shows that the thread shares its table, and the
+// call is refused (EACCES, logged) when it does not.
+func (r *request) argFD(fd int) (int, error) {
+	if fd < 0 {
+		return -1, unix.EBADF
+	}
+	if r.pc != nil && !noPidfdThread.Load() {
+		if c, ok, err := r.pc.getFD(r.tid, fd); ok {
+			return c, err
+		}
+	}
+	tgid, err := r.tgid()
+	if err != nil {
+		return -1, err
+	}
+	if tgid != r.tid && !sameFiles(tgid, r.tid) {
+		r.s.log.Warn("refused: the calling thread has an fd table of its own and the kernel has no thread pidfds to reach it", "pid", tgid, "tid", r.tid, "fd", fd)
+		return -1, unix.EACCES
+	}
+	return r.getFD(fd)
+}
+
+// sameFiles reports whether two tasks share one fd table (kcmp
+// KCMP_FILES). A kernel without kcmp reports nothing: then they are taken
+// to share it, as almost every thread does.
+func sameFiles(pid1, pid2 int) bool {
+	const kcmpFiles = 2 // KCMP_FILES
+	r, _, e := unix.Syscall6(unix.SYS_KCMP, uintptr(pid1), uintptr(pid2), kcmpFiles, 0, 0, 0)
+	if e == unix.ENOSYS || e == unix.EPERM {
+		return true
+	}
+	return e == 0 && r == 0
 }
 
 const pathMax = 4096 // PATH_MAX, including the NUL
