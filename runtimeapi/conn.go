@@ -2,7 +2,6 @@ package runtimeapi
 
 import (
 	"bufio"
-	"encoding/json"
 	"errors"
 	"net"
 	"os"
@@ -342,10 +341,7 @@ func (c *rtConn) unavailable(err error, keep bool) bool {
 // answer writes an answer of the proxy's own, with a Lambda error
 // document ({"errorType":..., "errorMessage":...}) as its body.
 func (c *rtConn) answer(status int, errorType, message string, keep bool) {
-	body, _ := json.Marshal(struct {
-		ErrorType    string `json:"errorType"`
-		ErrorMessage string `json:"errorMessage"`
-	}{errorType, message})
+	body := lambdaErrorDoc(errorType, message)
 	w := c.bw
 	w.WriteString("HTTP/1.1 ")
 	w.WriteString(strconv.Itoa(status))

@@ -423,13 +423,7 @@ func (p *Proxy) postError(path, rawPath, errorType, errorMessage string) (err er
 			return fmt.Errorf("error type %q has a control character", errorType)
 		}
 	}
-	body, err := json.Marshal(struct {
-		ErrorType    string `json:"errorType"`
-		ErrorMessage string `json:"errorMessage"`
-	}{errorType, errorMessage})
-	if err != nil {
-		return fmt.Errorf("encode error: %w", err)
-	}
+	body := lambdaErrorDoc(errorType, errorMessage)
 	uc, _, err := p.pool.get()
 	if err != nil {
 		return err
@@ -552,4 +546,14 @@ func invocationFrom(ans *message) *Invocation {
 		inv.Deadline = time.UnixMilli(ms)
 	}
 	return inv
+}
+
+// lambdaErrorDoc is a Lambda error document, {"errorType":...,"errorMessage":...}:
+// the body of the errors the proxy posts and of its own answers.
+func lambdaErrorDoc(errorType, message string) []byte {
+	body, _ := json.Marshal(struct { // strings always encode
+		ErrorType    string `json:"errorType"`
+		ErrorMessage string `json:"errorMessage"`
+	}{errorType, message})
+	return body
 }

@@ -225,11 +225,8 @@ func callerContext(r *request, dirfd int, path string, needDir bool) (resolve.Co
 			ctx.Dir = d
 		} else {
 			d, err := r.argFD(dirfd)
-			if err == unix.EACCES {
-				return ctx, closeAll, unix.EACCES // argFD: another fd table
-			}
 			if err != nil {
-				return ctx, closeAll, unix.EBADF
+				return ctx, closeAll, argFDErrno(err)
 			}
 			ctx.Dir = d
 		}

@@ -3,6 +3,7 @@
 package supervisor
 
 import (
+	"errors"
 	"strconv"
 	"sync/atomic"
 
@@ -143,19 +144,48 @@ type procIdent struct {
 // tid is reused, and the entry is replaced. ok is false when the kernel
 // lacks the interface.
 func (c *procCache) ident(tid int) (procIdent, bool, error) {
-	if noPidfdInfo.Load() {
+	if noPidfdInfo.Load() || noPidfdThread.Load() {
 		return procIdent{}, false, nil
 	}
+	var id procIdent
+	ok, err := c.withThreadPidfd(tid, func(pidfd int) error {
+		info := unix.PidfdInfo{Mask: unix.PIDFD_INFO_CREDS}
+		err := unix.IoctlPidfdInfo(pidfd, &info)
+		if err == nil && info.Mask&unix.PIDFD_INFO_CREDS != 0 && info.Tgid > 0 {
+			id = procIdent{tgid: int(info.Tgid), fsuid: int(info.Fsuid), fsgid: int(info.Fsgid)}
+			return nil
+		}
+		if err == nil || err == unix.ENOTTY || err == unix.EINVAL {
+			return errNoPidfdInfo
+		}
+		return unix.ESRCH // the thread is gone: replace the entry
+	})
+	if !ok || err == errNoPidfdInfo {
+		noPidfdInfo.Store(true)
+		return procIdent{}, false, nil
+	}
+	return id, true, err
+}
+
+// errNoPidfdInfo: the kernel has thread pidfds but no PIDFD_GET_INFO.
+var errNoPidfdInfo = errors.New("no PIDFD_GET_INFO")
+
+// withThreadPidfd runs op on the cached pidfd of the thread tid
+// (PIDFD_THREAD). Like the other fds it is bound to the task: op gets
+// ESRCH once the thread is gone, even if the tid was reused, and the entry
+// is then replaced once. ok is false when the kernel has no thread pidfds
+// (before 6.9).
+func (c *procCache) withThreadPidfd(tid int, op func(pidfd int) error) (ok bool, err error) {
 	for attempt := 0; attempt < 2; attempt++ {
 		e, err := c.get(tid)
 		if err != nil {
-			return procIdent{}, true, err
+			return true, err
 		}
 		if e.pidfd < 0 {
 			fd, err := unix.PidfdOpen(tid, pidfdThread)
 			if err == unix.EINVAL {
-				noPidfdInfo.Store(true)
-				return procIdent{}, false, nil
+				noPidfdThread.Store(true)
+				return false, nil
 			}
 			if err != nil {
 				c.drop(tid)
@@ -163,18 +193,12 @@ func (c *procCache) ident(tid int) (procIdent, bool, error) {
 			}
 			e.pidfd = fd
 		}
-		info := unix.PidfdInfo{Mask: unix.PIDFD_INFO_CREDS}
-		err = unix.IoctlPidfdInfo(e.pidfd, &info)
-		if err == nil && info.Mask&unix.PIDFD_INFO_CREDS != 0 && info.Tgid > 0 {
-			return procIdent{tgid: int(info.Tgid), fsuid: int(info.Fsuid), fsgid: int(info.Fsgid)}, true, nil
-		}
-		if err == nil || err == unix.ENOTTY || err == unix.EINVAL {
-			noPidfdInfo.Store(true)
-			return procIdent{}, false, nil
+		if err := op(e.pidfd); err != unix.ESRCH {
+			return true, err
 		}
 		c.drop(tid)
 	}
-	return procIdent{}, true, unix.ESRCH
+	return true, unix.ESRCH
 }
 
 // statxAt stats name (root) under the caller's /proc/<tid>, following it.
@@ -197,36 +221,16 @@ func (c *procCache) statxAt(tid int, name string, mask int, stx *unix.Statx_t) e
 }
 
 // getFD copies fd from the thread's own fd table: pidfd_getfd on the
-// cached thread pidfd (PIDFD_THREAD). ok is false when the kernel has no
-// thread pidfds. A stale entry (the thread is gone, its tid perhaps
-// reused) fails with ESRCH and is replaced once.
-func (c *procCache) getFD(tid, fd int) (int, bool, error) {
-	for attempt := 0; attempt < 2; attempt++ {
-		e, err := c.get(tid)
-		if err != nil {
-			return -1, true, err
-		}
-		if e.pidfd < 0 {
-			p, err := unix.PidfdOpen(tid, pidfdThread)
-			if err == unix.EINVAL {
-				noPidfdThread.Store(true)
-				return -1, false, nil
-			}
-			if err != nil {
-				c.drop(tid)
-				continue
-			}
-			e.pidfd = p
-		}
-		n, err := unix.PidfdGetfd(e.pidfd, fd, 0)
-		if err == unix.ESRCH {
-			c.drop(tid)
-			continue
-		}
-		if err != nil {
-			return -1, true, err
-		}
-		return n, true, nil
+// thread's pidfd. ok is false when the kernel has no thread pidfds.
+func (c *procCache) getFD(tid, fd int) (n int, ok bool, err error) {
+	n = -1
+	ok, err = c.withThreadPidfd(tid, func(pidfd int) error {
+		var e error
+		n, e = unix.PidfdGetfd(pidfd, fd, 0)
+		return e
+	})
+	if err != nil {
+		n = -1
 	}
-	return -1, true, unix.ESRCH
+	return n, ok, err
 }

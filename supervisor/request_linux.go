@@ -331,9 +331,21 @@ func (r *request) argFD(fd int) (int, error) {
 	return r.getFD(fd)
 }
 
+// argFDErrno is what a call gets when argFD fails: EACCES when it refused
+// (another fd table), else EBADF (the caller has no such fd, or it went).
+func argFDErrno(err error) unix.Errno {
+	if err == unix.EACCES {
+		return unix.EACCES
+	}
+	return unix.EBADF
+}
+
 // sameFiles reports whether two tasks share one fd table (kcmp
-// KCMP_FILES). A kernel without kcmp reports nothing: then they are taken
-// to share it, as almost every thread does.
+// KCMP_FILES). A kernel without kcmp (ENOSYS, or EPERM where it is
+// restricted) cannot tell; the tasks are then taken to share it, as almost
+// every thread does. That is no allow on a failed read: which table the fd
+// is taken from only chooses the object, and the call is still decided
+// on, and performed with, the object taken.
 func sameFiles(pid1, pid2 int) bool {
 	const kcmpFiles = 2 // KCMP_FILES
 	r, _, e := unix.Syscall6(unix.SYS_KCMP, uintptr(pid1), uintptr(pid2), kcmpFiles, 0, 0, 0)

@@ -93,11 +93,8 @@ func (r *request) control(raw []byte, domain int) ([]byte, func(), unix.Errno) {
 			data := make([]byte, 4*len(nums))
 			for i, n := range nums {
 				c, err := r.argFD(int(n))
-				if err == unix.EACCES {
-					return nil, closeAll, unix.EACCES // argFD: another fd table
-				}
 				if err != nil {
-					return nil, closeAll, unix.EBADF
+					return nil, closeAll, argFDErrno(err)
 				}
 				fds = append(fds, c)
 				binary.NativeEndian.PutUint32(data[4*i:], uint32(c))
